@@ -1,0 +1,165 @@
+/* The state store (CONTRACT section 5): desired state, immutable revisions, rollout records and
+ * an event log in SQLite (WAL) inside the state dir. Every function runs on the caller's thread
+ * and does blocking I/O on the database file only; callers group the writes of one command in
+ * one transaction with store_begin/store_commit so a SIGKILL at any moment leaves either all of
+ * them or none. Strings in out-structs are new unless stated; free them with the matching
+ * store_*_free. */
+#ifndef ORCH_STORE_STORE_H
+#define ORCH_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../base/error.h"
+
+#define STORE_DB_NAME "orch.db"
+#define STORE_SCHEMA_VERSION 1
+
+struct store;
+
+/* Resolves the state dir: explicit (--state) if not NULL, else $ORCH_STATE, else /var/lib/orch
+ * for root, else $XDG_STATE_HOME/orch or ~/.local/state/orch. Returns a new string. */
+char *store_default_dir(const char *explicit_dir);
+
+/* Opens (creating the folder 0700 and the database when missing) and migrates the schema to
+ * STORE_SCHEMA_VERSION. A database from a newer orch is refused (ORCH_E_ENV). Failures to create
+ * or open are ORCH_E_ENV, a database locked past the busy timeout is ORCH_E_LOCKED. */
+int store_open(const char *state_dir, struct store **out, struct orch_error *err);
+/* Opens an existing store read-only; ORCH_E_NOTFOUND when there is no database yet. */
+int store_open_readonly(const char *state_dir, struct store **out, struct orch_error *err);
+void store_close(struct store *s);
+/* Borrowed: the state dir this store lives in. */
+const char *store_dir(const struct store *s);
+
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK. store_commit returns only once the transaction is
+ * durable (synchronous=FULL). */
+int store_begin(struct store *s, struct orch_error *err);
+int store_commit(struct store *s, struct orch_error *err);
+void store_rollback(struct store *s);
+
+/* SQLite's data_version: changes whenever another connection commits. Lets a daemon notice
+ * CLI writes cheaply. */
+int64_t store_data_version(struct store *s);
+
+/* ---- apps ---- */
+struct store_app {
+    char *name;
+    char *spec_path; /* the last file applied for it, or "" */
+    int64_t created_ms;
+    int64_t updated_ms;
+};
+int store_app_put(struct store *s, const char *name, const char *spec_path, int64_t now_ms,
+                  struct orch_error *err);
+int store_app_delete(struct store *s, const char *name, struct orch_error *err);
+int store_apps_list(struct store *s, struct store_app **out, size_t *n, struct orch_error *err);
+void store_apps_free(struct store_app *v, size_t n);
+
+/* ---- services: the desired state ---- */
+struct store_service {
+    char *app;
+    char *name;
+    int64_t revision; /* the desired (current) revision; 0 before the first */
+    int replicas;     /* desired instance count (the autoscaler may change it) */
+    char *spec_json;  /* spec_service_to_json of the last applied service */
+    int64_t created_ms;
+    int64_t updated_ms;
+};
+/* Inserts or replaces the row keyed by (app, name). */
+int store_service_put(struct store *s, const struct store_service *svc, struct orch_error *err);
+/* 0 and *out filled, or -ORCH_E_NOTFOUND. */
+int store_service_get(struct store *s, const char *app, const char *name, struct store_service *out,
+                      struct orch_error *err);
+int store_service_delete(struct store *s, const char *app, const char *name,
+                         struct orch_error *err);
+/* Every service, or those of app when app is not NULL, ordered by app then name. */
+int store_services_list(struct store *s, const char *app, struct store_service **out, size_t *n,
+                        struct orch_error *err);
+void store_service_free(struct store_service *svc);
+void store_services_free(struct store_service *v, size_t n);
+
+/* ---- revisions: immutable templates, numbered 1, 2, 3 ... per service ---- */
+enum store_revision_state {
+    STORE_REV_PENDING,    /* created, its rollout has not finished */
+    STORE_REV_ACTIVE,     /* the revision serving now */
+    STORE_REV_SUPERSEDED, /* served once, replaced by a later one */
+    STORE_REV_FAILED,     /* its rollout failed */
+};
+const char *store_revision_state_name(enum store_revision_state st);
+
+struct store_revision {
+    char *app;
+    char *service;
+    int64_t number;
+    char *hash;          /* spec_template_hash */
+    char *template_json; /* spec_template_canonical */
+    char *image;
+    char *message; /* -m, or the command line that made it */
+    int64_t created_ms;
+    enum store_revision_state state;
+    bool was_healthy; /* every instance of it was healthy at some point: a rollback target */
+};
+/* Adds a revision numbered one past the highest ever used for the service (numbers are never
+ * reused, even after trimming); rev->number is ignored on input. *number_out gets the number. */
+int store_revision_add(struct store *s, const struct store_revision *rev, int64_t *number_out,
+                       struct orch_error *err);
+int store_revision_get(struct store *s, const char *app, const char *service, int64_t number,
+                       struct store_revision *out, struct orch_error *err);
+/* Newest first. */
+int store_revisions_list(struct store *s, const char *app, const char *service,
+                         struct store_revision **out, size_t *n, struct orch_error *err);
+int store_revision_set_state(struct store *s, const char *app, const char *service, int64_t number,
+                             enum store_revision_state st, bool was_healthy,
+                             struct orch_error *err);
+/* Deletes the oldest revisions beyond keep, never the one numbered `protect`. */
+int store_revisions_trim(struct store *s, const char *app, const char *service, size_t keep,
+                         int64_t protect, struct orch_error *err);
+void store_revision_free(struct store_revision *r);
+void store_revisions_free(struct store_revision *v, size_t n);
+
+/* ---- rollouts: one record per change of revision ---- */
+enum store_rollout_state {
+    STORE_ROLLOUT_PROGRESSING,
+    STORE_ROLLOUT_COMPLETE,
+    STORE_ROLLOUT_FAILED,
+    STORE_ROLLOUT_ROLLED_BACK,
+};
+const char *store_rollout_state_name(enum store_rollout_state st);
+
+struct store_rollout {
+    int64_t id;
+    char *app;
+    char *service;
+    int64_t from_revision; /* 0 for the first */
+    int64_t to_revision;
+    enum store_rollout_state state;
+    char *message;
+    int64_t started_ms;
+    int64_t updated_ms;
+};
+int store_rollout_add(struct store *s, const struct store_rollout *r, int64_t *id_out,
+                      struct orch_error *err);
+/* The newest rollout of the service, or -ORCH_E_NOTFOUND. */
+int store_rollout_latest(struct store *s, const char *app, const char *service,
+                         struct store_rollout *out, struct orch_error *err);
+int store_rollout_set_state(struct store *s, int64_t id, enum store_rollout_state st,
+                            const char *message, int64_t now_ms, struct orch_error *err);
+void store_rollout_free(struct store_rollout *r);
+
+/* ---- events: an append-only log ---- */
+struct store_event {
+    int64_t id;
+    int64_t time_ms;
+    char *app;
+    char *service; /* "" for app-wide events */
+    char *kind;    /* "applied", "scaled", "revision", "deleted", ... */
+    char *message;
+};
+int store_event_add(struct store *s, const char *app, const char *service, const char *kind,
+                    const char *message, int64_t now_ms, struct orch_error *err);
+/* The newest `limit` events of the service (or app when service is NULL), oldest first. */
+int store_events_list(struct store *s, const char *app, const char *service, size_t limit,
+                      struct store_event **out, size_t *n, struct orch_error *err);
+void store_events_free(struct store_event *v, size_t n);
+
+#endif
