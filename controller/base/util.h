@@ -55,7 +55,8 @@ void orch_buf_puts(struct orch_buf *b, const char *s);
 void orch_buf_putc(struct orch_buf *b, char c);
 void orch_buf_printf(struct orch_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-void orch_buf_vprintf(struct orch_buf *b, const char *fmt, va_list ap);
+void orch_buf_vprintf(struct orch_buf *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 /* Taken: the buffer's bytes (never NULL); the buffer is empty afterwards. */
 char *orch_buf_steal(struct orch_buf *b);
 void orch_buf_free(struct orch_buf *b);
