@@ -139,7 +139,10 @@ struct spec_parse_options {
 
 /* Parses and validates text[0..len). On success returns 0 and fills *out (new; free with
  * spec_app_free). On failure returns -ORCH_E_INVALID, leaves *out zeroed and fills *diags
- * (new) with every error found. err gets a one-line summary. */
+ * (new) with every error found, sorted by position: at most 100, then one "too many errors"
+ * line. err gets a one-line summary (may be NULL; so may opts). Hostile input stays cheap:
+ * more than SPEC_MAX_INPUT bytes, nesting deeper than 64 or aliases that would multiply the
+ * document are refused with a diagnostic. Columns count characters, as libyaml does. */
 int spec_parse(const char *text, size_t len, const struct spec_parse_options *opts,
                struct spec_app *out, struct spec_diags *diags, struct orch_error *err);
 
@@ -149,14 +152,20 @@ void spec_app_free(struct spec_app *app);
 const struct spec_service *spec_app_find(const struct spec_app *app, const char *name);
 
 /* Canonical serialisation of a service's template (everything but replicas and autoscale) as
- * compact JSON with sorted keys and every default spelled out: new string. */
+ * compact JSON with sorted keys and every default spelled out: new string. It includes the
+ * service name; depends_on is written sorted, since its order means nothing. */
 char *spec_template_canonical(const struct spec_service *svc);
 
 /* The whole service (template plus replicas and autoscale) as canonical JSON: new string. */
 char *spec_service_to_json(const struct spec_service *svc);
 
-/* Parses JSON made by spec_service_to_json back into *out (new). Used by the store. */
+/* Parses JSON made by spec_service_to_json back into *out (new). Used by the store. On
+ * failure returns -ORCH_E_INVALID and leaves *out zeroed. */
 int spec_service_from_json(const char *json, struct spec_service *out, struct orch_error *err);
+
+/* Parses JSON made by spec_template_canonical (a stored revision) into *out (new): the
+ * template fields; replicas is 0 and autoscale disabled, since a template has no scale. */
+int spec_template_from_json(const char *json, struct spec_service *out, struct orch_error *err);
 
 /* SHA-256 of spec_template_canonical(svc), as 64 lowercase hex digits plus NUL. */
 void spec_template_hash(const struct spec_service *svc, char out[65]);
@@ -167,6 +176,10 @@ void spec_service_free(struct spec_service *svc);
 int spec_parse_duration(const char *s, int64_t *out_ms); /* 500ms 2s 1m30s 1h 0 */
 int spec_parse_size(const char *s, int64_t *out_bytes);  /* 1048576 512K 256M 1G 512Mi 1Gi */
 int spec_parse_pct(const char *s, struct spec_scalar_or_pct *out); /* 3 or 25% */
+
+/* True when ref is an image reference the spec accepts:
+ * [host[:port]/]path[:tag][@sha256:64hex], lowercase path components. */
+bool spec_image_ref_valid(const char *ref);
 
 /* Resolves an int-or-percent against a replica count: round_up for max_surge. */
 int spec_resolve_pct(struct spec_scalar_or_pct v, int replicas, bool round_up);
