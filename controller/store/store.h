@@ -19,21 +19,31 @@
 struct store;
 
 /* Resolves the state dir: explicit (--state) if not NULL, else $ORCH_STATE, else /var/lib/orch
- * for root, else $XDG_STATE_HOME/orch or ~/.local/state/orch. Returns a new string. */
+ * for root, else $XDG_STATE_HOME/orch or ~/.local/state/orch. Returns a new string. Empty
+ * strings count as unset; a relative $XDG_STATE_HOME is ignored (XDG base-dir spec); $HOME
+ * falls back to the passwd entry. NULL only when no home directory can be found at all. */
 char *store_default_dir(const char *explicit_dir);
 
 /* Opens (creating the folder 0700 and the database when missing) and migrates the schema to
  * STORE_SCHEMA_VERSION. A database from a newer orch is refused (ORCH_E_ENV). Failures to create
- * or open are ORCH_E_ENV, a database locked past the busy timeout is ORCH_E_LOCKED. */
+ * or open are ORCH_E_ENV, a database locked past the busy timeout (5 s) is ORCH_E_LOCKED. */
 int store_open(const char *state_dir, struct store **out, struct orch_error *err);
-/* Opens an existing store read-only; ORCH_E_NOTFOUND when there is no database yet. */
+/* Opens an existing store read-only; ORCH_E_NOTFOUND when there is no database yet (or one
+ * whose creation never committed). Cannot migrate: an older schema is ORCH_E_ENV. */
 int store_open_readonly(const char *state_dir, struct store **out, struct orch_error *err);
 void store_close(struct store *s);
 /* Borrowed: the state dir this store lives in. */
 const char *store_dir(const struct store *s);
+/* How long a statement waits for another process' write lock before failing with
+ * ORCH_E_LOCKED (default 5000 ms). Tests and the daemon use shorter waits. */
+void store_set_busy_timeout(struct store *s, int ms);
+/* PRAGMA integrity_check and foreign_key_check: 0, or ORCH_E_DB with the first problem. */
+int store_integrity_check(struct store *s, struct orch_error *err);
 
 /* BEGIN IMMEDIATE / COMMIT / ROLLBACK. store_commit returns only once the transaction is
- * durable (synchronous=FULL). */
+ * durable (synchronous=FULL); when it fails the transaction is rolled back. store_rollback
+ * does nothing outside a transaction. Every write function called outside a transaction is a
+ * transaction of its own. */
 int store_begin(struct store *s, struct orch_error *err);
 int store_commit(struct store *s, struct orch_error *err);
 void store_rollback(struct store *s);
@@ -51,6 +61,8 @@ struct store_app {
 };
 int store_app_put(struct store *s, const char *name, const char *spec_path, int64_t now_ms,
                   struct orch_error *err);
+/* Deletes the app with its services, their revisions and rollouts (events stay);
+ * -ORCH_E_NOTFOUND when there is no such app. */
 int store_app_delete(struct store *s, const char *name, struct orch_error *err);
 int store_apps_list(struct store *s, struct store_app **out, size_t *n, struct orch_error *err);
 void store_apps_free(struct store_app *v, size_t n);
@@ -65,11 +77,14 @@ struct store_service {
     int64_t created_ms;
     int64_t updated_ms;
 };
-/* Inserts or replaces the row keyed by (app, name). */
+/* Inserts or replaces the row keyed by (app, name). On replace, created_ms keeps the value
+ * of the first insert. The app must exist (else ORCH_E_DB: a foreign key failure). */
 int store_service_put(struct store *s, const struct store_service *svc, struct orch_error *err);
 /* 0 and *out filled, or -ORCH_E_NOTFOUND. */
 int store_service_get(struct store *s, const char *app, const char *name, struct store_service *out,
                       struct orch_error *err);
+/* Deletes the service with its revisions and rollouts (events stay); -ORCH_E_NOTFOUND when
+ * there is no such service. Its revision counter stays: applied again, it continues counting. */
 int store_service_delete(struct store *s, const char *app, const char *name,
                          struct orch_error *err);
 /* Every service, or those of app when app is not NULL, ordered by app then name. */
@@ -100,18 +115,25 @@ struct store_revision {
     bool was_healthy; /* every instance of it was healthy at some point: a rollback target */
 };
 /* Adds a revision numbered one past the highest ever used for the service (numbers are never
- * reused, even after trimming); rev->number is ignored on input. *number_out gets the number. */
+ * reused, even after trimming or after the service was deleted and applied again); rev->number
+ * is ignored on input. *number_out gets the number. The service must exist. */
 int store_revision_add(struct store *s, const struct store_revision *rev, int64_t *number_out,
                        struct orch_error *err);
+/* The number store_revision_add would give the service's next revision (1 for one never seen). */
+int store_revision_next_number(struct store *s, const char *app, const char *service, int64_t *out,
+                               struct orch_error *err);
+/* 0 and *out filled, or -ORCH_E_NOTFOUND. */
 int store_revision_get(struct store *s, const char *app, const char *service, int64_t number,
                        struct store_revision *out, struct orch_error *err);
 /* Newest first. */
 int store_revisions_list(struct store *s, const char *app, const char *service,
                          struct store_revision **out, size_t *n, struct orch_error *err);
+/* The only change a revision admits (the schema refuses others); -ORCH_E_NOTFOUND if absent. */
 int store_revision_set_state(struct store *s, const char *app, const char *service, int64_t number,
                              enum store_revision_state st, bool was_healthy,
                              struct orch_error *err);
-/* Deletes the oldest revisions beyond keep, never the one numbered `protect`. */
+/* Deletes the oldest revisions beyond keep, never the one numbered `protect`: what remains is
+ * the `keep` newest plus `protect` (so keep + 1 rows when protect is older than those). */
 int store_revisions_trim(struct store *s, const char *app, const char *service, size_t keep,
                          int64_t protect, struct orch_error *err);
 void store_revision_free(struct store_revision *r);
@@ -142,6 +164,7 @@ int store_rollout_add(struct store *s, const struct store_rollout *r, int64_t *i
 /* The newest rollout of the service, or -ORCH_E_NOTFOUND. */
 int store_rollout_latest(struct store *s, const char *app, const char *service,
                          struct store_rollout *out, struct orch_error *err);
+/* message NULL keeps the current message. -ORCH_E_NOTFOUND for an unknown id. */
 int store_rollout_set_state(struct store *s, int64_t id, enum store_rollout_state st,
                             const char *message, int64_t now_ms, struct orch_error *err);
 void store_rollout_free(struct store_rollout *r);
@@ -157,7 +180,8 @@ struct store_event {
 };
 int store_event_add(struct store *s, const char *app, const char *service, const char *kind,
                     const char *message, int64_t now_ms, struct orch_error *err);
-/* The newest `limit` events of the service (or app when service is NULL), oldest first. */
+/* The newest `limit` events of the service (or app when service is NULL, or of everything when
+ * app is NULL too), oldest first. limit 0 means all. */
 int store_events_list(struct store *s, const char *app, const char *service, size_t limit,
                       struct store_event **out, size_t *n, struct orch_error *err);
 void store_events_free(struct store_event *v, size_t n);
