@@ -1,0 +1,1161 @@
+/* The executor: observe containers (one list call per pass), ask the pure planner what to do
+ * for each service, run the actions concurrently on the Docker client, and keep the rollout
+ * records in the store. Level-triggered: every pass re-reads the store and re-observes the
+ * engine, so a pass that crashed half-way is simply finished by the next one. It decides
+ * nothing itself beyond rollout bookkeeping (deadline, crash loop, rollback target). */
+#include "reconcile.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "base/log.h"
+#include "base/util.h"
+#include "docker/docker_client.h"
+#include "plan/plan.h"
+#include "spec/spec.h"
+
+#define RECONCILE_IDLE_MS 250    /* wait between passes when nothing was done */
+#define RECONCILE_SETTLE_MS 1000 /* a converged app is observed once more after this */
+#define RECONCILE_CRASH_LIMIT 3  /* exits of the new revision that fail its rollout */
+#define RECONCILE_BACKOFF_MIN_MS 1000
+#define RECONCILE_BACKOFF_MAX_MS 60000
+
+struct reconciler {
+    struct store *store;
+    uv_loop_t loop;
+    struct docker_client *dc;
+    struct docker_endpoint ep;
+    char *publish_address;
+    int64_t timeout_ms;
+    bool progress;
+};
+
+/* ---- set-up ---------------------------------------------------------------------------- */
+
+static int run_sync(struct reconciler *r, struct docker_sync *s, size_t n, struct orch_error *err)
+{
+    return docker_sync_wait(r->dc, s, n, err);
+}
+
+int reconciler_new(struct store *s, const struct reconcile_options *opts, struct reconciler **out,
+                   struct orch_error *err)
+{
+    struct reconciler *r = orch_xcalloc(1, sizeof(*r));
+    r->store = s;
+    r->progress = opts ? opts->progress : false;
+    r->timeout_ms = opts ? opts->timeout_ms : 0;
+    const char *pub =
+        opts && opts->publish_address ? opts->publish_address : getenv("ORCH_PUBLISH_ADDRESS");
+    r->publish_address = orch_xstrdup(pub && *pub ? pub : "127.0.0.1");
+    int rc = uv_loop_init(&r->loop);
+    if (rc < 0) {
+        free(r->publish_address);
+        free(r);
+        return orch_fail(err, ORCH_E_ENV, 0, "cannot create an event loop: %s", uv_strerror(rc));
+    }
+    rc = docker_endpoint_from_env(&r->ep, err);
+    if (rc == 0)
+        rc = docker_client_new(&r->loop, &r->ep, NULL, &r->dc, err);
+    if (rc == 0) {
+        struct docker_sync ping = {0};
+        rc = docker_ping(r->dc, docker_sync_done, &ping, err);
+        if (rc == 0)
+            rc = run_sync(r, &ping, 1, err);
+    }
+    if (rc < 0) {
+        reconciler_free(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+void reconciler_free(struct reconciler *r)
+{
+    if (r == NULL)
+        return;
+    if (r->dc != NULL)
+        docker_client_close(r->dc);
+    /* let the client's handles run their close callbacks */
+    while (uv_run(&r->loop, UV_RUN_DEFAULT) != 0)
+        ;
+    uv_loop_close(&r->loop);
+    docker_endpoint_free(&r->ep);
+    free(r->publish_address);
+    free(r);
+}
+
+/* ---- observation ------------------------------------------------------------------------ */
+
+static int observe_list(struct reconciler *r, const char *app, struct docker_container_list *out,
+                        struct orch_error *err)
+{
+    _cleanup_free_ char *label =
+        app ? orch_xasprintf("orch.app=%s", app) : orch_xstrdup("orch.app");
+    const char *labels[] = {label};
+    struct docker_sync s = {0};
+    int rc = docker_containers_list(r->dc, labels, 1, out, docker_sync_done, &s, err);
+    if (rc < 0)
+        return rc;
+    return run_sync(r, &s, 1, err);
+}
+
+static int64_t label_revision(const struct docker_container *c)
+{
+    const char *v = docker_kvs_get(&c->labels, "orch.revision");
+    if (v == NULL)
+        return 0;
+    char *end = NULL;
+    long long n = strtoll(v, &end, 10);
+    return (end && *end == '\0' && n > 0) ? n : 0;
+}
+
+static const char *container_name(const struct docker_container *c)
+{
+    return c->names.n > 0 ? c->names.v[0] : c->id;
+}
+
+/* ---- per-service run state (kept across passes of one reconcile_app) ---------------------- */
+
+struct ready_mark {
+    char *id;
+    int64_t since_ms;
+};
+
+struct svc_run {
+    char *name;
+    bool present;             /* in the store this pass */
+    struct store_service row; /* this pass */
+    struct spec_service tmpl; /* template of row.revision */
+    int64_t tmpl_revision;    /* which revision tmpl was loaded for (0: none) */
+    bool has_rollout;         /* a rollout of row.revision is progressing */
+    struct store_rollout rollout;
+    int64_t image_ok_revision; /* revision whose image was found on the engine */
+    int64_t last_progress_ms;
+    long last_score;
+    int crashes;
+    int64_t backoff_ms;
+    int64_t backoff_until_ms;
+    bool settled; /* plan empty and converged this pass */
+    bool failed;  /* its rollout failed and it is not driven any more */
+    bool rolled_back;
+    int64_t rollback_rollout_id; /* the rollout that was rolled back, while rolling back */
+    char line[256];              /* last progress line printed */
+};
+
+struct run {
+    struct reconciler *r;
+    const char *app;
+    struct svc_run *svcs;
+    size_t n;
+    struct ready_mark *ready;
+    size_t n_ready;
+    bool network_ok;
+    char outcome_msg[512];
+};
+
+static struct svc_run *run_svc(struct run *run, const char *name)
+{
+    for (size_t i = 0; i < run->n; i++)
+        if (strcmp(run->svcs[i].name, name) == 0)
+            return &run->svcs[i];
+    run->svcs = orch_xrealloc(run->svcs, (run->n + 1) * sizeof(*run->svcs));
+    struct svc_run *s = &run->svcs[run->n++];
+    memset(s, 0, sizeof(*s));
+    s->name = orch_xstrdup(name);
+    s->backoff_ms = RECONCILE_BACKOFF_MIN_MS;
+    return s;
+}
+
+static void svc_run_clear_pass(struct svc_run *s)
+{
+    store_service_free(&s->row);
+    memset(&s->row, 0, sizeof(s->row));
+    if (s->has_rollout)
+        store_rollout_free(&s->rollout);
+    s->has_rollout = false;
+    s->present = false;
+}
+
+static void run_free(struct run *run)
+{
+    for (size_t i = 0; i < run->n; i++) {
+        svc_run_clear_pass(&run->svcs[i]);
+        if (run->svcs[i].tmpl_revision)
+            spec_service_free(&run->svcs[i].tmpl);
+        free(run->svcs[i].name);
+    }
+    free(run->svcs);
+    for (size_t i = 0; i < run->n_ready; i++)
+        free(run->ready[i].id);
+    free(run->ready);
+}
+
+/* When each running container was first seen running: a stand-in for readiness until health
+ * probes judge it, so an instance that dies at once is not counted as ready. */
+static int64_t ready_since(struct run *run, const char *id, bool running, int64_t now)
+{
+    for (size_t i = 0; i < run->n_ready; i++) {
+        if (strcmp(run->ready[i].id, id) != 0)
+            continue;
+        if (!running)
+            run->ready[i].since_ms = 0;
+        else if (run->ready[i].since_ms == 0)
+            run->ready[i].since_ms = now;
+        return run->ready[i].since_ms;
+    }
+    run->ready = orch_xrealloc(run->ready, (run->n_ready + 1) * sizeof(*run->ready));
+    run->ready[run->n_ready].id = orch_xstrdup(id);
+    run->ready[run->n_ready].since_ms = running ? now : 0;
+    return run->ready[run->n_ready++].since_ms;
+}
+
+/* Loads this pass's desired state of every service of the app. */
+static int run_load(struct run *run, struct orch_error *err)
+{
+    struct reconciler *r = run->r;
+    for (size_t i = 0; i < run->n; i++)
+        svc_run_clear_pass(&run->svcs[i]);
+    struct store_service *v = NULL;
+    size_t n = 0;
+    int rc = store_services_list(r->store, run->app, &v, &n, err);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        struct svc_run *s = run_svc(run, v[i].name);
+        s->present = true;
+        s->row = v[i];
+        memset(&v[i], 0, sizeof(v[i]));
+        if (s->tmpl_revision != s->row.revision) {
+            struct store_revision rev;
+            rc = store_revision_get(r->store, run->app, s->name, s->row.revision, &rev, err);
+            if (rc < 0)
+                break;
+            if (s->tmpl_revision)
+                spec_service_free(&s->tmpl);
+            s->tmpl_revision = 0;
+            rc = spec_template_from_json(rev.template_json, &s->tmpl, err);
+            store_revision_free(&rev);
+            if (rc < 0) {
+                orch_wrap(err, "revision %lld of %s/%s", (long long)s->row.revision, run->app,
+                          s->name);
+                break;
+            }
+            s->tmpl_revision = s->row.revision;
+            s->crashes = 0;
+            s->backoff_ms = RECONCILE_BACKOFF_MIN_MS;
+            s->backoff_until_ms = 0;
+            s->last_progress_ms = orch_now_mono_ms();
+            s->last_score = -1;
+        }
+        struct store_rollout ro;
+        int q = store_rollout_latest(r->store, run->app, s->name, &ro, err);
+        if (q == 0) {
+            if (ro.state == STORE_ROLLOUT_PROGRESSING && ro.to_revision == s->row.revision) {
+                s->rollout = ro;
+                s->has_rollout = true;
+            } else {
+                store_rollout_free(&ro);
+            }
+        } else if (q != -ORCH_E_NOTFOUND) {
+            rc = q;
+        }
+        orch_error_clear(err);
+    }
+    store_services_free(v, n);
+    return rc;
+}
+
+/* ---- actions ------------------------------------------------------------------------------ */
+
+struct batch {
+    struct reconciler *r;
+    int pending;
+    bool env_failed; /* the engine went away: stop */
+    struct orch_error env_err;
+};
+
+enum op_kind { OP_CREATE, OP_START, OP_REMOVE };
+
+struct op {
+    struct batch *b;
+    struct svc_run *svc;
+    enum op_kind kind;
+    int phase;
+    char *id;
+    char *name;
+    int stop_grace_s;
+    bool image_missing;
+};
+
+static void op_finish(struct op *op)
+{
+    op->b->pending--;
+    free(op->id);
+    free(op->name);
+    free(op);
+}
+
+static bool op_env_failure(struct op *op, const struct orch_error *err)
+{
+    if (err->code != ORCH_E_ENV)
+        return false;
+    if (!op->b->env_failed) {
+        op->b->env_failed = true;
+        op->b->env_err = *err;
+    }
+    return true;
+}
+
+static void op_remove_step(void *data, long status, const struct orch_error *err);
+
+static void op_start_done(void *data, long status, const struct orch_error *err)
+{
+    struct op *op = data;
+    if (err->code != ORCH_E_OK && !op_env_failure(op, err))
+        orch_log(ORCH_LOG_WARN, "start %s: %s", op->name ? op->name : op->id, err->msg);
+    op_finish(op);
+}
+
+static void op_create_done(void *data, long status, const struct orch_error *err)
+{
+    struct op *op = data;
+    if (err->code != ORCH_E_OK) {
+        if (err->code == ORCH_E_NOTFOUND && strstr(err->msg, "image") != NULL)
+            op->svc->image_ok_revision = -1; /* re-checked and failed on the next pass */
+        else if (!op_env_failure(op, err))
+            orch_log(ORCH_LOG_WARN, "create %s: %s", op->name, err->msg);
+        op_finish(op);
+        return;
+    }
+    struct orch_error e = {0};
+    if (docker_container_start(op->b->r->dc, op->id, op_start_done, op, &e) < 0) {
+        orch_log(ORCH_LOG_WARN, "start %s: %s", op->name, e.msg);
+        op_finish(op);
+    }
+}
+
+/* Remove = stop with the grace period (SIGTERM, then SIGKILL), then delete. */
+static void op_remove_step(void *data, long status, const struct orch_error *err)
+{
+    struct op *op = data;
+    struct orch_error e = {0};
+    if (err != NULL && err->code != ORCH_E_OK && err->code != ORCH_E_NOTFOUND) {
+        if (!op_env_failure(op, err))
+            orch_log(ORCH_LOG_WARN, "remove %s: %s", op->name ? op->name : op->id, err->msg);
+        op_finish(op);
+        return;
+    }
+    int rc = 0;
+    switch (op->phase++) {
+    case 0:
+        rc = docker_container_stop(op->b->r->dc, op->id, op->stop_grace_s, op_remove_step, op, &e);
+        break;
+    case 1:
+        if (err != NULL && err->code == ORCH_E_NOTFOUND) {
+            op_finish(op);
+            return;
+        }
+        rc = docker_container_remove(op->b->r->dc, op->id, true, op_remove_step, op, &e);
+        break;
+    default:
+        op_finish(op);
+        return;
+    }
+    if (rc < 0) {
+        orch_log(ORCH_LOG_WARN, "remove %s: %s", op->name ? op->name : op->id, e.msg);
+        op_finish(op);
+    }
+}
+
+static char *instance_name(const char *app, const char *service)
+{
+    unsigned char rnd[4] = {0};
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (read(fd, rnd, sizeof(rnd)) != (ssize_t)sizeof(rnd))
+            memset(rnd, 0, sizeof(rnd));
+        close(fd);
+    }
+    uint32_t salt = (uint32_t)orch_now_wall_ms() ^ (uint32_t)getpid();
+    return orch_xasprintf("%s-%s-%02x%02x%02x", app, service, rnd[0] ^ (salt & 0xff),
+                          rnd[1] ^ ((salt >> 8) & 0xff), rnd[2] ^ ((salt >> 16) & 0xff));
+}
+
+/* Builds the create request of one instance of svc's current revision. */
+static void create_spec_build(struct run *run, struct svc_run *s, struct docker_container_create *c,
+                              struct docker_port_spec *ports, struct docker_mount *mounts,
+                              char **volume_names, char *network)
+{
+    const struct spec_service *t = &s->tmpl;
+    memset(c, 0, sizeof(*c));
+    c->image = t->image;
+    for (size_t i = 0; t->has_command && i < t->command_len; i++)
+        orch_strv_push(&c->cmd, t->command[i]);
+    for (size_t i = 0; t->has_entrypoint && i < t->entrypoint_len; i++)
+        orch_strv_push(&c->entrypoint, t->entrypoint[i]);
+    for (size_t i = 0; i < t->env_len; i++)
+        docker_kvs_add(&c->env, t->env[i].key, t->env[i].value);
+    for (size_t i = 0; i < t->labels_len; i++)
+        docker_kvs_add(&c->labels, t->labels[i].key, t->labels[i].value);
+    char rev[32];
+    snprintf(rev, sizeof(rev), "%lld", (long long)s->row.revision);
+    docker_kvs_add(&c->labels, "orch.app", run->app);
+    docker_kvs_add(&c->labels, "orch.service", s->name);
+    docker_kvs_add(&c->labels, "orch.revision", rev);
+    for (size_t i = 0; i < t->ports_len; i++) {
+        ports[i].port = t->ports[i].container;
+        ports[i].protocol = t->ports[i].protocol == SPEC_PROTO_UDP ? "udp" : "tcp";
+    }
+    c->ports = ports;
+    c->n_ports = t->ports_len;
+    c->publish_address = run->r->publish_address;
+    c->nano_cpus = t->resources.nano_cpus;
+    c->memory_bytes = t->resources.memory_bytes;
+    for (size_t i = 0; i < t->volumes_len; i++) {
+        const struct spec_volume *v = &t->volumes[i];
+        mounts[i].type = v->kind == SPEC_VOLUME_NAMED ? DOCKER_MOUNT_VOLUME : DOCKER_MOUNT_BIND;
+        mounts[i].source = v->kind == SPEC_VOLUME_NAMED ? volume_names[i] : v->source;
+        mounts[i].target = v->target;
+        mounts[i].read_only = v->read_only;
+    }
+    c->mounts = mounts;
+    c->n_mounts = t->volumes_len;
+    c->network = network;
+    c->network_alias = s->name;
+    c->has_stop_grace = true;
+    c->stop_grace_ms = t->update.stop_grace_ms;
+}
+
+static void create_spec_free(struct docker_container_create *c)
+{
+    orch_strv_free(&c->cmd);
+    orch_strv_free(&c->entrypoint);
+    docker_kvs_free(&c->env);
+    docker_kvs_free(&c->labels);
+}
+
+static void op_create(struct run *run, struct batch *b, struct svc_run *s)
+{
+    const struct spec_service *t = &s->tmpl;
+    struct docker_port_spec *ports = orch_xcalloc(t->ports_len + 1, sizeof(*ports));
+    struct docker_mount *mounts = orch_xcalloc(t->volumes_len + 1, sizeof(*mounts));
+    char **vols = orch_xcalloc(t->volumes_len + 1, sizeof(char *));
+    for (size_t i = 0; i < t->volumes_len; i++)
+        vols[i] = orch_xasprintf("orch-%s-%s", run->app, t->volumes[i].source);
+    _cleanup_free_ char *network = orch_xasprintf("orch-%s", run->app);
+    struct docker_container_create c;
+    create_spec_build(run, s, &c, ports, mounts, vols, network);
+
+    struct op *op = orch_xcalloc(1, sizeof(*op));
+    op->b = b;
+    op->svc = s;
+    op->kind = OP_CREATE;
+    op->name = instance_name(run->app, s->name);
+    struct orch_error e = {0};
+    b->pending++;
+    if (docker_container_create(run->r->dc, op->name, &c, &op->id, op_create_done, op, &e) < 0) {
+        orch_log(ORCH_LOG_WARN, "create %s: %s", op->name, e.msg);
+        op_finish(op);
+    }
+    create_spec_free(&c);
+    for (size_t i = 0; i < t->volumes_len; i++)
+        free(vols[i]);
+    free(vols);
+    free(ports);
+    free(mounts);
+}
+
+static void op_start(struct run *run, struct batch *b, struct svc_run *s, const char *id)
+{
+    struct op *op = orch_xcalloc(1, sizeof(*op));
+    op->b = b;
+    op->svc = s;
+    op->kind = OP_START;
+    op->id = orch_xstrdup(id);
+    struct orch_error e = {0};
+    b->pending++;
+    if (docker_container_start(run->r->dc, id, op_start_done, op, &e) < 0) {
+        orch_log(ORCH_LOG_WARN, "start %s: %s", id, e.msg);
+        op_finish(op);
+    }
+}
+
+static void op_remove(struct run *run, struct batch *b, struct svc_run *s, const char *id,
+                      const char *name, int64_t grace_ms)
+{
+    struct op *op = orch_xcalloc(1, sizeof(*op));
+    op->b = b;
+    op->svc = s;
+    op->kind = OP_REMOVE;
+    op->id = orch_xstrdup(id);
+    op->name = orch_xstrdup(name);
+    op->stop_grace_s = (int)((grace_ms + 999) / 1000);
+    b->pending++;
+    op_remove_step(op, 0, NULL);
+}
+
+static int batch_wait(struct batch *b, struct orch_error *err)
+{
+    while (b->pending > 0)
+        uv_run(&b->r->loop, UV_RUN_ONCE);
+    if (b->env_failed) {
+        *err = b->env_err;
+        return -ORCH_E_ENV;
+    }
+    return 0;
+}
+
+/* ---- infrastructure: the app network and named volumes ------------------------------------ */
+
+static int ensure_network(struct run *run, struct orch_error *err)
+{
+    if (run->network_ok)
+        return 0;
+    struct reconciler *r = run->r;
+    _cleanup_free_ char *name = orch_xasprintf("orch-%s", run->app);
+    struct docker_network net = {0};
+    struct docker_sync s = {0};
+    int rc = docker_network_inspect(r->dc, name, &net, docker_sync_done, &s, err);
+    if (rc == 0)
+        rc = run_sync(r, &s, 1, err);
+    docker_network_free(&net);
+    if (rc == -ORCH_E_NOTFOUND) {
+        orch_error_clear(err);
+        struct docker_kvs labels = {0};
+        docker_kvs_add(&labels, "orch.app", run->app);
+        char *id = NULL;
+        struct docker_sync c = {0};
+        rc = docker_network_create(r->dc, name, &labels, &id, docker_sync_done, &c, err);
+        if (rc == 0)
+            rc = run_sync(r, &c, 1, err);
+        free(id);
+        docker_kvs_free(&labels);
+        if (rc < 0 && c.status == 409) { /* created meanwhile by another orch */
+            orch_error_clear(err);
+            rc = 0;
+        }
+    }
+    if (rc == 0)
+        run->network_ok = true;
+    return rc;
+}
+
+static int ensure_volumes(struct run *run, struct svc_run *s, struct orch_error *err)
+{
+    struct reconciler *r = run->r;
+    size_t n = s->tmpl.volumes_len;
+    if (n == 0)
+        return 0;
+    struct docker_sync *sync = orch_xcalloc(n, sizeof(*sync));
+    struct docker_kvs labels = {0};
+    docker_kvs_add(&labels, "orch.app", run->app);
+    int rc = 0;
+    size_t issued = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (s->tmpl.volumes[i].kind != SPEC_VOLUME_NAMED) {
+            sync[i].done = true;
+            continue;
+        }
+        _cleanup_free_ char *name =
+            orch_xasprintf("orch-%s-%s", run->app, s->tmpl.volumes[i].source);
+        rc = docker_volume_create(r->dc, name, &labels, docker_sync_done, &sync[i], err);
+        issued = i + 1;
+    }
+    for (size_t i = issued; i < n; i++)
+        sync[i].done = true;
+    if (rc == 0)
+        rc = run_sync(r, sync, n, err);
+    docker_kvs_free(&labels);
+    free(sync);
+    return rc;
+}
+
+/* 0 when the image of s's revision is on the engine; -ORCH_E_NOTFOUND (err names it) if not. */
+static int check_image(struct run *run, struct svc_run *s, struct orch_error *err)
+{
+    if (s->image_ok_revision == s->row.revision)
+        return 0;
+    struct docker_image_info ii = {0};
+    struct docker_sync sync = {0};
+    int rc = docker_image_inspect(run->r->dc, s->tmpl.image, &ii, docker_sync_done, &sync, err);
+    if (rc == 0)
+        rc = run_sync(run->r, &sync, 1, err);
+    docker_image_info_free(&ii);
+    if (rc == -ORCH_E_NOTFOUND)
+        return orch_fail(err, ORCH_E_NOTFOUND, 0,
+                         "image %s is not on the engine (no registry is configured, so it was "
+                         "not pulled)",
+                         s->tmpl.image);
+    if (rc == 0)
+        s->image_ok_revision = s->row.revision;
+    return rc;
+}
+
+/* ---- rollout bookkeeping ------------------------------------------------------------------ */
+
+/* The newest revision other than `not` that was fully healthy once: the rollback target. */
+static int64_t last_good_revision(struct reconciler *r, const char *app, const char *svc,
+                                  int64_t not )
+{
+    struct store_revision *v = NULL;
+    size_t n = 0;
+    struct orch_error e = {0};
+    int64_t best = 0;
+    if (store_revisions_list(r->store, app, svc, &v, &n, &e) < 0)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].number != not &&v[i].was_healthy && v[i].state != STORE_REV_FAILED) {
+            best = v[i].number;
+            break; /* newest first */
+        }
+    }
+    store_revisions_free(v, n);
+    return best;
+}
+
+static int rollout_complete(struct run *run, struct svc_run *s, struct orch_error *err)
+{
+    struct reconciler *r = run->r;
+    int64_t now = orch_now_wall_ms();
+    struct store_revision *v = NULL;
+    size_t n = 0;
+    int rc = store_begin(r->store, err);
+    if (rc < 0)
+        return rc;
+    rc = store_revisions_list(r->store, run->app, s->name, &v, &n, err);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (v[i].number == s->row.revision)
+            rc = store_revision_set_state(r->store, run->app, s->name, v[i].number,
+                                          STORE_REV_ACTIVE, true, err);
+        else if (v[i].state == STORE_REV_ACTIVE)
+            rc = store_revision_set_state(r->store, run->app, s->name, v[i].number,
+                                          STORE_REV_SUPERSEDED, v[i].was_healthy, err);
+    }
+    store_revisions_free(v, n);
+    if (rc == 0 && s->has_rollout)
+        rc = store_rollout_set_state(r->store, s->rollout.id, STORE_ROLLOUT_COMPLETE, "", now, err);
+    if (rc == 0 && s->has_rollout) {
+        _cleanup_free_ char *msg =
+            orch_xasprintf("revision %lld complete: %d instance%s", (long long)s->row.revision,
+                           s->row.replicas, s->row.replicas == 1 ? "" : "s");
+        rc = store_event_add(r->store, run->app, s->name, "rollout", msg, now, err);
+    }
+    if (rc == 0)
+        rc = store_commit(r->store, err);
+    else
+        store_rollback(r->store);
+    return rc;
+}
+
+/* A rollout of s failed for `why`. With auto_rollback and a good earlier revision, the service
+ * goes back to it (the next passes converge to it); otherwise it is left as it is. */
+static int rollout_fail(struct run *run, struct svc_run *s, const char *why, struct orch_error *err)
+{
+    struct reconciler *r = run->r;
+    int64_t now = orch_now_wall_ms();
+    int64_t failed_rev = s->row.revision;
+    /* A rollback that fails too is final: no second rollback. */
+    int64_t target = s->tmpl.update.auto_rollback && !s->rolled_back
+                         ? last_good_revision(r, run->app, s->name, failed_rev)
+                         : 0;
+    int rc = store_begin(r->store, err);
+    if (rc < 0)
+        return rc;
+    /* While rolling back, the revision being restored was good once: it keeps its state. */
+    if (!s->rolled_back)
+        rc = store_revision_set_state(r->store, run->app, s->name, failed_rev, STORE_REV_FAILED,
+                                      false, err);
+    _cleanup_free_ char *msg = NULL;
+    if (rc == 0 && target > 0) {
+        msg = orch_xasprintf("revision %lld failed (%s); rolling back to revision %lld",
+                             (long long)failed_rev, why, (long long)target);
+        struct store_service row = s->row;
+        row.revision = target;
+        row.updated_ms = now;
+        rc = store_service_put(r->store, &row, err);
+        if (rc == 0 && s->has_rollout)
+            rc = store_rollout_set_state(r->store, s->rollout.id, STORE_ROLLOUT_ROLLED_BACK, msg,
+                                         now, err);
+    } else if (rc == 0) {
+        msg = orch_xasprintf("revision %lld failed (%s); %s", (long long)failed_rev, why,
+                             s->rolled_back                 ? "the rollback failed too"
+                             : s->tmpl.update.auto_rollback ? "no earlier good revision to "
+                                                              "roll back to"
+                                                            : "auto_rollback is off");
+        int64_t rid = s->has_rollout ? s->rollout.id : s->rollback_rollout_id;
+        if (rid > 0)
+            rc = store_rollout_set_state(r->store, rid, STORE_ROLLOUT_FAILED, msg, now, err);
+    }
+    if (rc == 0)
+        rc = store_event_add(r->store, run->app, s->name, "rollout-failed", msg, now, err);
+    if (rc == 0)
+        rc = store_commit(r->store, err);
+    else
+        store_rollback(r->store);
+    if (rc < 0)
+        return rc;
+    orch_log(ORCH_LOG_WARN, "%s/%s: %s", run->app, s->name, msg);
+    snprintf(run->outcome_msg, sizeof(run->outcome_msg), "%s/%s: %s", run->app, s->name, msg);
+    if (target > 0) {
+        s->rolled_back = true;
+        s->rollback_rollout_id = s->has_rollout ? s->rollout.id : 0;
+    } else {
+        s->failed = true;
+        s->rolled_back = false;
+    }
+    return 0;
+}
+
+/* ---- one pass ----------------------------------------------------------------------------- */
+
+static void progress_line(struct run *run, struct svc_run *s, const struct plan_counts *c)
+{
+    if (!run->r->progress)
+        return;
+    char line[256];
+    snprintf(line, sizeof(line), "%s/%s: %d/%d updated, %d running, %d ready, revision %lld",
+             run->app, s->name, c->updated, c->desired, c->running, c->ready,
+             (long long)s->row.revision);
+    if (strcmp(line, s->line) == 0)
+        return;
+    snprintf(s->line, sizeof(s->line), "%s", line);
+    orch_log(ORCH_LOG_INFO, "%s", line);
+}
+
+static enum plan_inst_state inst_state(const char *s)
+{
+    enum plan_inst_state st = PLAN_INST_DEAD;
+    if (s == NULL || !plan_inst_state_parse(s, &st))
+        return PLAN_INST_DEAD;
+    return st;
+}
+
+/* Plans and executes one service. *acted is set when any action was issued. */
+static int pass_service(struct run *run, struct batch *b, struct svc_run *s,
+                        const struct docker_container_list *obs, int64_t now, bool *acted,
+                        struct orch_error *err)
+{
+    const struct spec_service *t = &s->tmpl;
+    struct plan_instance *inst = orch_xcalloc(obs->n + 1, sizeof(*inst));
+    const struct docker_container **src = orch_xcalloc(obs->n + 1, sizeof(*src));
+    size_t n = 0;
+    int new_exits = 0;
+    for (size_t i = 0; i < obs->n; i++) {
+        const struct docker_container *c = &obs->v[i];
+        const char *svc = docker_kvs_get(&c->labels, "orch.service");
+        if (svc == NULL || strcmp(svc, s->name) != 0)
+            continue;
+        struct plan_instance *pi = &inst[n];
+        src[n++] = c;
+        pi->id = c->id;
+        pi->name = container_name(c);
+        pi->revision = label_revision(c);
+        pi->state = inst_state(c->state);
+        pi->health = PLAN_HEALTH_NONE;
+        pi->created_ms = c->created * 1000;
+        pi->ready_since_ms = ready_since(run, c->id, pi->state == PLAN_INST_RUNNING, now);
+        if ((pi->state == PLAN_INST_EXITED || pi->state == PLAN_INST_DEAD) &&
+            pi->revision == s->row.revision)
+            new_exits++;
+    }
+
+    struct plan_service want = {
+        .app = run->app,
+        .service = s->name,
+        .revision = s->row.revision,
+        .replicas = s->row.replicas,
+        .recreate = t->update.strategy == SPEC_STRATEGY_RECREATE,
+        .max_surge = spec_resolve_pct(t->update.max_surge, s->row.replicas, true),
+        .max_unavailable = spec_resolve_pct(t->update.max_unavailable, s->row.replicas, false),
+        .has_probe = false, /* probes are judged by the health module (not built yet) */
+        .min_ready_ms = t->update.min_ready_ms,
+    };
+    struct plan_counts counts;
+    plan_counts_compute(&want, inst, n, now, &counts);
+
+    int rc = 0;
+    if (s->failed) {
+        /* A failed rollout with no way back: leave its instances for inspection. */
+        s->settled = true;
+        goto out;
+    }
+
+    if (new_exits > 0) {
+        s->crashes += new_exits;
+        s->backoff_until_ms = now + s->backoff_ms;
+        orch_log(ORCH_LOG_WARN,
+                 "%s/%s: %d instance%s of revision %lld exited; next start in %lldms", run->app,
+                 s->name, new_exits, new_exits == 1 ? "" : "s", (long long)s->row.revision,
+                 (long long)s->backoff_ms);
+        s->backoff_ms = s->backoff_ms * 2 > RECONCILE_BACKOFF_MAX_MS ? RECONCILE_BACKOFF_MAX_MS
+                                                                     : s->backoff_ms * 2;
+        if ((s->has_rollout || s->rolled_back) && s->crashes >= RECONCILE_CRASH_LIMIT) {
+            _cleanup_free_ char *why =
+                orch_xasprintf("crash loop: instances exited %d times", s->crashes);
+            rc = rollout_fail(run, s, why, err);
+            goto out;
+        }
+    }
+
+    /* progress: more updated-and-available instances, or fewer old ones */
+    long score = (long)counts.updated_available * 100000L - counts.old;
+    if (score != s->last_score) {
+        s->last_score = score;
+        s->last_progress_ms = now;
+    }
+
+    struct plan p = {0};
+    rc = plan_service_compute(&want, inst, n, now, &p, err);
+    if (rc < 0)
+        goto out;
+    bool creates = false;
+    for (size_t i = 0; i < p.n; i++)
+        if (p.v[i].kind == PLAN_CREATE)
+            creates = true;
+    if (creates) {
+        rc = check_image(run, s, err);
+        if (rc == -ORCH_E_NOTFOUND) {
+            _cleanup_free_ char *why = orch_xstrdup(err->msg);
+            orch_error_clear(err);
+            plan_free(&p);
+            rc = (s->has_rollout || s->rolled_back)
+                     ? rollout_fail(run, s, why, err)
+                     : orch_fail(err, ORCH_E_FAILED, 0, "%s/%s: %s", run->app, s->name, why);
+            goto out;
+        }
+        if (rc == 0)
+            rc = ensure_volumes(run, s, err);
+        if (rc < 0) {
+            plan_free(&p);
+            goto out;
+        }
+    }
+    bool in_backoff = now < s->backoff_until_ms;
+    for (size_t i = 0; i < p.n; i++) {
+        const struct plan_action *a = &p.v[i];
+        switch (a->kind) {
+        case PLAN_CREATE:
+            if (in_backoff)
+                continue;
+            op_create(run, b, s);
+            break;
+        case PLAN_START:
+            op_start(run, b, s, a->id);
+            break;
+        case PLAN_REMOVE: {
+            const char *name = a->id;
+            for (size_t j = 0; j < n; j++)
+                if (strcmp(inst[j].id, a->id) == 0)
+                    name = inst[j].name;
+            op_remove(run, b, s, a->id, name, t->update.stop_grace_ms);
+            break;
+        }
+        }
+        *acted = true;
+    }
+    s->settled = p.n == 0 && plan_counts_converged(&counts);
+    plan_free(&p);
+    progress_line(run, s, &counts);
+
+    if (!s->settled && (s->has_rollout || s->rolled_back) &&
+        now - s->last_progress_ms > t->update.deadline_ms) {
+        char d[32];
+        orch_format_duration(t->update.deadline_ms, d, sizeof(d));
+        _cleanup_free_ char *why = orch_xasprintf("no progress for %s (update.deadline)", d);
+        rc = rollout_fail(run, s, why, err);
+    }
+out:
+    free(src);
+    free(inst);
+    return rc;
+}
+
+/* Containers of the app whose service is not desired any more. */
+static void pass_orphans(struct run *run, struct batch *b, const struct docker_container_list *obs,
+                         bool *acted)
+{
+    for (size_t i = 0; i < obs->n; i++) {
+        const struct docker_container *c = &obs->v[i];
+        const char *svc = docker_kvs_get(&c->labels, "orch.service");
+        bool desired = false;
+        for (size_t j = 0; svc != NULL && j < run->n; j++)
+            if (run->svcs[j].present && strcmp(run->svcs[j].name, svc) == 0)
+                desired = true;
+        if (desired || (c->state != NULL && strcmp(c->state, "removing") == 0))
+            continue;
+        if (run->r->progress)
+            orch_log(ORCH_LOG_INFO, "%s/%s: removing %s (service no longer desired)", run->app,
+                     svc ? svc : "?", container_name(c));
+        op_remove(run, b, NULL, c->id, container_name(c), 10000);
+        *acted = true;
+    }
+}
+
+static int remove_app_infra(struct run *run, bool remove_volumes, struct orch_error *err)
+{
+    struct reconciler *r = run->r;
+    _cleanup_free_ char *name = orch_xasprintf("orch-%s", run->app);
+    struct docker_sync s = {0};
+    int rc = docker_network_remove(r->dc, name, docker_sync_done, &s, err);
+    if (rc == 0)
+        rc = run_sync(r, &s, 1, err);
+    if (rc == -ORCH_E_NOTFOUND) {
+        orch_error_clear(err);
+        rc = 0;
+    }
+    if (rc < 0 || !remove_volumes)
+        return rc;
+    _cleanup_free_ char *label = orch_xasprintf("orch.app=%s", run->app);
+    const char *labels[] = {label};
+    struct orch_strv names = {0};
+    struct docker_sync ls = {0};
+    rc = docker_volumes_list(r->dc, labels, 1, &names, docker_sync_done, &ls, err);
+    if (rc == 0)
+        rc = run_sync(r, &ls, 1, err);
+    for (size_t i = 0; rc == 0 && i < names.n; i++) {
+        struct docker_sync vs = {0};
+        rc = docker_volume_remove(r->dc, names.v[i], docker_sync_done, &vs, err);
+        if (rc == 0)
+            rc = run_sync(r, &vs, 1, err);
+        if (rc == -ORCH_E_NOTFOUND) {
+            orch_error_clear(err);
+            rc = 0;
+        }
+        if (rc == 0 && r->progress)
+            orch_log(ORCH_LOG_INFO, "%s: removed volume %s", run->app, names.v[i]);
+    }
+    orch_strv_free(&names);
+    return rc;
+}
+
+static void idle(struct reconciler *r, int64_t ms)
+{
+    uv_timer_t t;
+    uv_timer_init(&r->loop, &t);
+    uv_timer_start(&t, NULL, (uint64_t)ms, 0);
+    /* a timer without callback still keeps the loop alive until it fires */
+    uv_run(&r->loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&r->loop, UV_RUN_NOWAIT);
+}
+
+int reconcile_app(struct reconciler *r, const char *app, bool remove_volumes,
+                  struct reconcile_report *report, struct orch_error *err)
+{
+    struct run run = {.r = r, .app = app};
+    memset(report, 0, sizeof(*report));
+    int64_t start = orch_now_mono_ms();
+    int64_t settled_at = 0;
+    int rc = 0;
+    for (;;) {
+        int64_t now = orch_now_mono_ms();
+        rc = run_load(&run, err);
+        if (rc < 0)
+            break;
+        struct docker_container_list obs = {0};
+        rc = observe_list(r, app, &obs, err);
+        if (rc < 0)
+            break;
+        size_t n_present = 0;
+        for (size_t i = 0; i < run.n; i++)
+            n_present += run.svcs[i].present;
+        if (n_present > 0)
+            rc = ensure_network(&run, err);
+        struct batch b = {.r = r};
+        bool acted = false;
+        for (size_t i = 0; rc == 0 && i < run.n; i++) {
+            if (run.svcs[i].present)
+                rc = pass_service(&run, &b, &run.svcs[i], &obs, now, &acted, err);
+        }
+        if (rc == 0)
+            pass_orphans(&run, &b, &obs, &acted);
+        struct orch_error werr = {0};
+        int wrc = batch_wait(&b, &werr);
+        docker_container_list_free(&obs);
+        if (rc == 0 && wrc < 0) {
+            *err = werr;
+            rc = wrc;
+        }
+        if (rc < 0)
+            break;
+
+        bool all_settled = true;
+        for (size_t i = 0; i < run.n; i++)
+            if (run.svcs[i].present && !run.svcs[i].settled)
+                all_settled = false;
+        if (all_settled && !acted) {
+            /* Converged: confirm once after a short settle, so an instance that dies right
+             * after starting is caught here rather than reported as running. */
+            if (settled_at == 0) {
+                settled_at = now;
+            } else if (now - settled_at >= RECONCILE_SETTLE_MS) {
+                break;
+            }
+        } else {
+            settled_at = 0;
+        }
+        if (r->timeout_ms > 0 && now - start > r->timeout_ms) {
+            report->outcome = RECONCILE_TIMEOUT;
+            snprintf(report->message, sizeof(report->message),
+                     "%s: timed out before the rollout finished", app);
+            run_free(&run);
+            return 0;
+        }
+        if (!acted)
+            idle(r, RECONCILE_IDLE_MS);
+    }
+    if (rc < 0) {
+        run_free(&run);
+        return rc;
+    }
+
+    /* record completed rollouts; work out the outcome */
+    size_t n_present = 0;
+    report->outcome = RECONCILE_CONVERGED;
+    for (size_t i = 0; rc == 0 && i < run.n; i++) {
+        struct svc_run *s = &run.svcs[i];
+        if (!s->present)
+            continue;
+        n_present++;
+        if (s->failed) {
+            report->outcome = RECONCILE_FAILED;
+            continue;
+        }
+        if (s->rolled_back && report->outcome == RECONCILE_CONVERGED)
+            report->outcome = RECONCILE_ROLLED_BACK;
+        rc = rollout_complete(&run, s, err);
+    }
+    if (rc == 0 && n_present == 0)
+        rc = remove_app_infra(&run, remove_volumes, err);
+    if (rc == 0) {
+        if (run.outcome_msg[0])
+            snprintf(report->message, sizeof(report->message), "%s", run.outcome_msg);
+        else if (n_present == 0)
+            snprintf(report->message, sizeof(report->message), "%s: removed", app);
+        else
+            snprintf(report->message, sizeof(report->message), "%s: converged", app);
+    }
+    run_free(&run);
+    return rc;
+}
+
+/* ---- observation for status and get ------------------------------------------------------- */
+
+static void instance_fill(struct reconcile_instance *ri, const struct docker_container *c,
+                          const struct spec_service *tmpl)
+{
+    ri->id = orch_xstrdup(c->id);
+    ri->name = orch_xstrdup(container_name(c));
+    ri->revision = label_revision(c);
+    ri->state = orch_xstrdup(c->state ? c->state : "unknown");
+    ri->health = orch_xstrdup("none");
+    ri->endpoint_names = orch_xcalloc(c->n_ports + 1, sizeof(char *));
+    ri->endpoints = orch_xcalloc(c->n_ports + 1, sizeof(char *));
+    for (size_t p = 0; p < c->n_ports; p++) {
+        const struct docker_port *dp = &c->ports[p];
+        if (dp->public_port == 0)
+            continue;
+        /* The engine may list a binding once per address family: keep the first. */
+        const char *pname = NULL;
+        for (size_t k = 0; tmpl && k < tmpl->ports_len; k++) {
+            const char *proto = tmpl->ports[k].protocol == SPEC_PROTO_UDP ? "udp" : "tcp";
+            if (tmpl->ports[k].container == dp->private_port && dp->type &&
+                strcmp(dp->type, proto) == 0)
+                pname = tmpl->ports[k].name;
+        }
+        _cleanup_free_ char *fallback =
+            orch_xasprintf("%d/%s", dp->private_port, dp->type ? dp->type : "tcp");
+        const char *key = pname ? pname : fallback;
+        bool dup = false;
+        for (size_t k = 0; k < ri->n_endpoints; k++)
+            if (strcmp(ri->endpoint_names[k], key) == 0)
+                dup = true;
+        if (dup)
+            continue;
+        ri->endpoint_names[ri->n_endpoints] = orch_xstrdup(key);
+        ri->endpoints[ri->n_endpoints++] =
+            orch_xasprintf("%s:%d", dp->ip && *dp->ip ? dp->ip : "127.0.0.1", dp->public_port);
+    }
+}
+
+int reconcile_observe(struct reconciler *r, const char *app, struct reconcile_service_status **out,
+                      size_t *n_out, struct orch_error *err)
+{
+    struct store_service *svcs = NULL;
+    size_t n = 0;
+    int rc = store_services_list(r->store, app, &svcs, &n, err);
+    if (rc < 0)
+        return rc;
+    struct docker_container_list obs = {0};
+    rc = observe_list(r, app, &obs, err);
+    if (rc < 0) {
+        store_services_free(svcs, n);
+        return rc;
+    }
+    struct reconcile_service_status *v = orch_xcalloc(n + 1, sizeof(*v));
+    for (size_t i = 0; i < n; i++) {
+        struct reconcile_service_status *st = &v[i];
+        st->app = orch_xstrdup(svcs[i].app);
+        st->service = orch_xstrdup(svcs[i].name);
+        st->revision = svcs[i].revision;
+        st->desired = svcs[i].replicas;
+        struct spec_service tmpl = {0};
+        bool have_tmpl = false;
+        struct store_revision rev;
+        struct orch_error e = {0};
+        if (store_revision_get(r->store, svcs[i].app, svcs[i].name, svcs[i].revision, &rev, &e) ==
+            0) {
+            have_tmpl = spec_template_from_json(rev.template_json, &tmpl, &e) == 0;
+            store_revision_free(&rev);
+        }
+        st->instances = orch_xcalloc(obs.n + 1, sizeof(*st->instances));
+        for (size_t j = 0; j < obs.n; j++) {
+            const struct docker_container *c = &obs.v[j];
+            const char *capp = docker_kvs_get(&c->labels, "orch.app");
+            const char *csvc = docker_kvs_get(&c->labels, "orch.service");
+            if (!capp || !csvc || strcmp(capp, st->app) != 0 || strcmp(csvc, st->service) != 0)
+                continue;
+            struct reconcile_instance *ri = &st->instances[st->n_instances++];
+            instance_fill(ri, c, have_tmpl ? &tmpl : NULL);
+            bool running = c->state && strcmp(c->state, "running") == 0;
+            st->running += running;
+            st->healthy += running; /* no probes yet: a running instance counts as healthy */
+            st->updated += ri->revision == st->revision;
+        }
+        if (have_tmpl)
+            spec_service_free(&tmpl);
+    }
+    docker_container_list_free(&obs);
+    store_services_free(svcs, n);
+    *out = v;
+    *n_out = n;
+    return 0;
+}
+
+void reconcile_status_free(struct reconcile_service_status *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < v[i].n_instances; j++) {
+            struct reconcile_instance *ri = &v[i].instances[j];
+            free(ri->id);
+            free(ri->name);
+            free(ri->state);
+            free(ri->health);
+            for (size_t k = 0; k < ri->n_endpoints; k++) {
+                free(ri->endpoint_names[k]);
+                free(ri->endpoints[k]);
+            }
+            free(ri->endpoint_names);
+            free(ri->endpoints);
+        }
+        free(v[i].instances);
+        free(v[i].app);
+        free(v[i].service);
+    }
+    free(v);
+}

@@ -1,0 +1,81 @@
+/* The reconciler: the one place that changes Docker state. For an app it repeats observe ->
+ * plan -> execute until every service of the app matches the desired state in the store, a
+ * rollout fails, or time runs out, and records the outcome of each rollout in the store.
+ * Decisions come from the pure planner (plan/); this module only observes, acts and keeps the
+ * rollout records. One libuv loop, the Docker client's requests run concurrently on it. */
+#ifndef ORCH_RECONCILE_RECONCILE_H
+#define ORCH_RECONCILE_RECONCILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/error.h"
+#include "store/store.h"
+
+struct reconciler;
+
+struct reconcile_options {
+    const char *publish_address; /* HostIp of published ports; NULL: $ORCH_PUBLISH_ADDRESS or
+                                    127.0.0.1 */
+    int64_t timeout_ms;          /* give up waiting after this long (0: no limit beyond the
+                                    services' update.deadline) */
+    bool progress;               /* print progress lines on stderr */
+};
+
+/* Connects to the engine named by DOCKER_HOST (and the TLS variables) and checks that it
+ * answers: ORCH_E_ENV naming the endpoint when it does not. The store is borrowed. */
+int reconciler_new(struct store *s, const struct reconcile_options *opts, struct reconciler **out,
+                   struct orch_error *err);
+void reconciler_free(struct reconciler *r);
+
+enum reconcile_outcome {
+    RECONCILE_CONVERGED,   /* every service of the app at its desired revision and count */
+    RECONCILE_ROLLED_BACK, /* a rollout failed; the last good revision serves again */
+    RECONCILE_FAILED,      /* a rollout failed and was not (or could not be) rolled back */
+    RECONCILE_TIMEOUT,     /* --timeout ran out first */
+};
+
+struct reconcile_report {
+    enum reconcile_outcome outcome;
+    char message[512]; /* what happened, for the final line */
+};
+
+/* Drives app to its desired state (services in the store; containers of services that are not
+ * there are removed). When the store has no service of the app left, removes every container of
+ * the app and its network; with remove_volumes also its named volumes. Returns 0 with *report
+ * filled, or a negative orch_errc for an environment failure (engine gone, store failure). */
+int reconcile_app(struct reconciler *r, const char *app, bool remove_volumes,
+                  struct reconcile_report *report, struct orch_error *err);
+
+/* Observed state of one service, for status and get. */
+struct reconcile_instance {
+    char *id;
+    char *name;
+    int64_t revision;
+    char *state;           /* Docker's: "running", "exited", ... */
+    char *health;          /* "starting" | "healthy" | "unhealthy" | "none" */
+    char **endpoint_names; /* port names, parallel to endpoints */
+    char **endpoints;      /* "127.0.0.1:49153" */
+    size_t n_endpoints;
+};
+
+struct reconcile_service_status {
+    char *app;
+    char *service;
+    int64_t revision;
+    int desired;
+    int running;
+    int healthy;
+    int updated;
+    struct reconcile_instance *instances;
+    size_t n_instances;
+};
+
+/* Lists the containers of every app (app NULL) or one app and counts them per service of the
+ * store. Services that exist only as containers are not listed. */
+int reconcile_observe(struct reconciler *r, const char *app, struct reconcile_service_status **out,
+                      size_t *n, struct orch_error *err);
+void reconcile_status_free(struct reconcile_service_status *v, size_t n);
+
+#endif
