@@ -1,0 +1,276 @@
+/* What the verbs share: error and usage reporting, opening the store, loading spec files,
+ * resolving [APP/]SERVICE and printing aligned tables. Prints to stdout/stderr; decides nothing. */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/util.h"
+#include "cli.h"
+#include "reconcile/reconcile.h"
+
+int cli_report(const struct orch_error *err)
+{
+    fprintf(stderr, "orch: %s\n", err->msg[0] ? err->msg : orch_errc_name(err->code));
+    return (int)orch_errc_exit(err->code);
+}
+
+int cli_usage_error(const char *verb, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "orch %s: ", verb);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nSee 'orch %s --help'.\n", verb);
+    return ORCH_EXIT_INVALID;
+}
+
+int cli_print_help(const char *usage)
+{
+    fputs(usage, stdout);
+    return ORCH_EXIT_OK;
+}
+
+int cli_parse_output(const char *verb, const char *arg, enum cli_output *out)
+{
+    if (strcmp(arg, "table") == 0 || strcmp(arg, "wide") == 0) {
+        *out = CLI_OUTPUT_TABLE;
+        return 0;
+    }
+    if (strcmp(arg, "json") == 0) {
+        *out = CLI_OUTPUT_JSON;
+        return 0;
+    }
+    cli_usage_error(verb, "-o must be table or json, not '%s'", arg);
+    return -1;
+}
+
+int cli_store_open(struct cli_ctx *ctx, struct store **out, struct orch_error *err)
+{
+    return store_open(ctx->state_dir, out, err);
+}
+
+int cli_store_open_read(struct cli_ctx *ctx, struct store **out, struct orch_error *err)
+{
+    *out = NULL;
+    int rc = store_open_readonly(ctx->state_dir, out, err);
+    if (rc == -ORCH_E_NOTFOUND) {
+        orch_error_clear(err);
+        *out = NULL;
+        return 0;
+    }
+    return rc;
+}
+
+/* Reads at most max bytes of f; a larger input is cut at max + 1 bytes so the parser can
+ * refuse it with a positioned message instead of us reading gigabytes. */
+static int read_all(FILE *f, size_t max, char **out, size_t *len)
+{
+    struct orch_buf b = {0};
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        orch_buf_append(&b, chunk, n);
+        if (b.len > max)
+            break;
+    }
+    if (ferror(f)) {
+        orch_buf_free(&b);
+        return -1;
+    }
+    *len = b.len;
+    *out = orch_buf_steal(&b);
+    return 0;
+}
+
+int cli_spec_load(const char *path, struct spec_app *app, char **path_out)
+{
+    _cleanup_free_ char *text = NULL;
+    _cleanup_free_ char *abs = NULL;
+    _cleanup_free_ char *base = NULL;
+    size_t len = 0;
+    FILE *f;
+    if (strcmp(path, "-") == 0) {
+        f = stdin;
+        abs = orch_xstrdup("-");
+        char cwd[PATH_MAX];
+        base = orch_xstrdup(getcwd(cwd, sizeof(cwd)) ? cwd : "/");
+    } else {
+        f = fopen(path, "rb");
+        if (f == NULL) {
+            fprintf(stderr, "orch: cannot read spec file %s: %s\n", path, strerror(errno));
+            return ORCH_EXIT_INVALID;
+        }
+        char resolved[PATH_MAX];
+        abs = orch_xstrdup(realpath(path, resolved) ? resolved : path);
+        char *slash = strrchr(abs, '/');
+        base =
+            slash && slash != abs ? orch_xstrndup(abs, (size_t)(slash - abs)) : orch_xstrdup("/");
+    }
+    int rc = read_all(f, SPEC_MAX_INPUT, &text, &len);
+    int saved = errno;
+    if (f != stdin)
+        fclose(f);
+    if (rc < 0) {
+        fprintf(stderr, "orch: cannot read spec file %s: %s\n", path, strerror(saved));
+        return ORCH_EXIT_INVALID;
+    }
+
+    struct spec_parse_options opts = {.file = path, .base_dir = base};
+    struct spec_diags diags = {0};
+    struct orch_error err = {0};
+    if (spec_parse(text, len, &opts, app, &diags, &err) < 0) {
+        _cleanup_free_ char *msgs = spec_diags_format(&diags, path);
+        fputs(msgs, stderr);
+        fprintf(stderr, "orch: %s: %zu error%s; nothing was changed\n", path, diags.n,
+                diags.n == 1 ? "" : "s");
+        spec_diags_free(&diags);
+        return ORCH_EXIT_INVALID;
+    }
+    spec_diags_free(&diags);
+    if (path_out)
+        *path_out = orch_steal(&abs);
+    return 0;
+}
+
+int cli_service_resolve(struct store *s, const char *ref, char **app_out, char **svc_out,
+                        struct orch_error *err)
+{
+    const char *slash = strchr(ref, '/');
+    if (slash != NULL) {
+        _cleanup_free_ char *app = orch_xstrndup(ref, (size_t)(slash - ref));
+        const char *svc = slash + 1;
+        if (!orch_is_dns_label(app, SPEC_NAME_MAX) || !orch_is_dns_label(svc, SPEC_NAME_MAX))
+            return orch_fail(err, ORCH_E_USAGE, 0, "'%s' is not APP/SERVICE", ref);
+        if (s != NULL) {
+            struct store_service row;
+            int rc = store_service_get(s, app, svc, &row, err);
+            if (rc == -ORCH_E_NOTFOUND)
+                return orch_fail(err, ORCH_E_NOTFOUND, 0, "no service %s/%s", app, svc);
+            if (rc < 0)
+                return rc;
+            store_service_free(&row);
+        } else {
+            return orch_fail(err, ORCH_E_NOTFOUND, 0, "no service %s/%s", app, svc);
+        }
+        *app_out = orch_steal(&app);
+        *svc_out = orch_xstrdup(svc);
+        return 0;
+    }
+    if (!orch_is_dns_label(ref, SPEC_NAME_MAX))
+        return orch_fail(err, ORCH_E_USAGE, 0, "'%s' is not a service name", ref);
+    struct store_service *v = NULL;
+    size_t n = 0;
+    if (s != NULL) {
+        int rc = store_services_list(s, NULL, &v, &n, err);
+        if (rc < 0)
+            return rc;
+    }
+    size_t found = 0, idx = 0;
+    struct orch_buf cands = {0};
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(v[i].name, ref) != 0)
+            continue;
+        orch_buf_printf(&cands, "%s%s/%s", found ? ", " : "", v[i].app, v[i].name);
+        found++;
+        idx = i;
+    }
+    int rc = 0;
+    if (found == 0) {
+        rc = orch_fail(err, ORCH_E_NOTFOUND, 0, "no service '%s'", ref);
+    } else if (found > 1) {
+        rc = orch_fail(err, ORCH_E_USAGE, 0, "service '%s' is in %zu apps; name one of: %s", ref,
+                       found, cands.data);
+    } else {
+        *app_out = orch_xstrdup(v[idx].app);
+        *svc_out = orch_xstrdup(v[idx].name);
+    }
+    orch_buf_free(&cands);
+    store_services_free(v, n);
+    return rc;
+}
+
+void cli_table_init(struct cli_table *t, size_t ncols, const char *const *headers)
+{
+    memset(t, 0, sizeof(*t));
+    t->ncols = ncols;
+    cli_table_add(t, headers);
+}
+
+void cli_table_add(struct cli_table *t, const char *const *row)
+{
+    t->cells = orch_xrealloc(t->cells, (t->nrows + 1) * t->ncols * sizeof(char *));
+    for (size_t c = 0; c < t->ncols; c++)
+        t->cells[t->nrows * t->ncols + c] = orch_xstrdup(row[c] ? row[c] : "");
+    t->nrows++;
+}
+
+void cli_table_print(const struct cli_table *t)
+{
+    size_t width[32] = {0};
+    for (size_t r = 0; r < t->nrows; r++)
+        for (size_t c = 0; c < t->ncols && c < 32; c++) {
+            size_t w = strlen(t->cells[r * t->ncols + c]);
+            if (w > width[c])
+                width[c] = w;
+        }
+    for (size_t r = 0; r < t->nrows; r++) {
+        for (size_t c = 0; c < t->ncols; c++) {
+            const char *cell = t->cells[r * t->ncols + c];
+            if (c + 1 == t->ncols)
+                printf("%s\n", cell);
+            else
+                printf("%-*s  ", (int)width[c < 32 ? c : 31], cell);
+        }
+    }
+}
+
+void cli_table_free(struct cli_table *t)
+{
+    for (size_t i = 0; i < t->nrows * t->ncols; i++)
+        free(t->cells[i]);
+    free(t->cells);
+    memset(t, 0, sizeof(*t));
+}
+
+bool cli_no_converge(void)
+{
+    const char *v = getenv("ORCH_NO_CONVERGE");
+    return v != NULL && strcmp(v, "1") == 0;
+}
+
+int cli_reconciler_open(struct store *s, int64_t timeout_ms, struct reconciler **out,
+                        struct orch_error *err)
+{
+    struct reconcile_options opts = {.timeout_ms = timeout_ms, .progress = true};
+    return reconciler_new(s, &opts, out, err);
+}
+
+int cli_converge(struct reconciler *r, const char *app, bool remove_volumes)
+{
+    struct reconcile_report rep;
+    struct orch_error err = {0};
+    if (reconcile_app(r, app, remove_volumes, &rep, &err) < 0)
+        return cli_report(&err);
+    switch (rep.outcome) {
+    case RECONCILE_CONVERGED:
+        printf("%s\n", rep.message);
+        return ORCH_EXIT_OK;
+    case RECONCILE_ROLLED_BACK:
+        fprintf(stderr, "orch: %s\n", rep.message);
+        printf("%s: rolled back\n", app);
+        return ORCH_EXIT_ROLLED_BACK;
+    case RECONCILE_TIMEOUT:
+        fprintf(stderr, "orch: %s\n", rep.message);
+        return ORCH_EXIT_TIMEOUT;
+    case RECONCILE_FAILED:
+        fprintf(stderr, "orch: %s\n", rep.message);
+        printf("%s: failed\n", app);
+        return ORCH_EXIT_FAILED;
+    }
+    return ORCH_EXIT_FAILED;
+}

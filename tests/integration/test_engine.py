@@ -1,0 +1,262 @@
+"""orch against the real Docker engine (started by scripts/setup): converge, scale, prune,
+delete, idempotent re-apply, foreign containers, missing images, crash loops, an unreachable
+engine (CONTRACT sections 2 and 3). Each test uses its own app name and removes what it made."""
+import json
+import os
+import subprocess
+import sys
+import time
+import unittest
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from orchtest import OrchTestCase  # noqa: E402
+
+RUN_ID = f"{os.getpid() % 100000}"
+
+
+def docker(*args, check=True):
+    p = subprocess.run(["docker"] + list(args), capture_output=True, text=True, timeout=120)
+    if check and p.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)}: {p.stderr}")
+    return p.stdout
+
+
+def containers(app, all_states=True):
+    """The containers carrying orch.app=APP, as docker inspect dicts."""
+    ids = docker("ps", "-q", *(["-a"] if all_states else []), "--filter",
+                 f"label=orch.app={app}").split()
+    if not ids:
+        return []
+    return json.loads(docker("inspect", *ids))
+
+
+def http_get(endpoint, path="/"):
+    with urllib.request.urlopen(f"http://{endpoint}{path}", timeout=5) as r:
+        return r.read().decode()
+
+
+def spec(app, web_replicas=3, web_image="orch-demo:1", extra="", web_extra=""):
+    return f"""\
+app: {app}
+services:
+  web:
+    image: {web_image}
+    replicas: {web_replicas}
+    ports:
+      - name: http
+        container: 8080
+    update:
+      stop_grace: 2s
+      deadline: 30s
+{web_extra}{extra}"""
+
+
+WORKER = """\
+  worker:
+    image: orch-demo:1
+    replicas: 2
+    update: {stop_grace: 1s}
+"""
+
+
+class EngineTest(OrchTestCase):
+    def setUp(self):
+        super().setUp()
+        self.apps = []
+
+    def tearDown(self):
+        for app in self.apps:
+            self.orch("delete", "--app", app, "--volumes", timeout=120)
+            for c in containers(app):
+                docker("rm", "-f", c["Id"], check=False)
+            docker("network", "rm", f"orch-{app}", check=False)
+        super().tearDown()
+
+    def app(self, name):
+        app = f"it-{name}-{RUN_ID}"
+        self.apps.append(app)
+        return app
+
+    def running(self, app, service=None):
+        out = []
+        for c in containers(app):
+            labels = c["Config"]["Labels"]
+            if service and labels.get("orch.service") != service:
+                continue
+            if c["State"]["Status"] == "running":
+                out.append(c)
+        return out
+
+    def test_converge_scale_reapply_and_status(self):
+        app = self.app("conv")
+        path = self.write("s.yaml", spec(app, 3))
+        r = self.ok("apply", path)
+        self.assertIn(f"{app}: converged", r.out)
+        web = self.running(app, "web")
+        self.assertEqual(len(web), 3)
+        for c in web:
+            labels = c["Config"]["Labels"]
+            self.assertEqual(labels["orch.app"], app)
+            self.assertEqual(labels["orch.service"], "web")
+            self.assertEqual(labels["orch.revision"], "1")
+            self.assertIn(f"orch-{app}", c["NetworkSettings"]["Networks"])
+            self.assertIn("web", c["NetworkSettings"]["Networks"][f"orch-{app}"]["Aliases"])
+            binding = c["HostConfig"]["PortBindings"]["8080/tcp"][0]
+            self.assertEqual(binding["HostIp"], "127.0.0.1")
+
+        st = self.ok("status", f"{app}/web", "-o", "json").json()
+        self.assertEqual(st["replicas"]["desired"], 3)
+        self.assertEqual(st["replicas"]["running"], 3)
+        self.assertEqual(st["replicas"]["updated"], 3)
+        self.assertEqual(st["rollout"]["state"], "complete")
+        self.assertEqual(len(st["instances"]), 3)
+        ids = {c["Id"] for c in web}
+        self.assertEqual({i["id"] for i in st["instances"]}, ids)
+        for inst in st["instances"]:
+            ep = inst["endpoints"]["http"]
+            self.assertTrue(ep.startswith("127.0.0.1:"), ep)
+            self.assertTrue(http_get(ep).startswith("orch-demo 1"))
+
+        # the same file again changes nothing: the same containers stay
+        r = self.ok("apply", path)
+        self.assertIn("unchanged", r.out)
+        self.assertEqual({c["Id"] for c in self.running(app, "web")}, ids)
+
+        g = self.ok("get", "-o", "json").json()["services"]
+        mine = [s for s in g if s["app"] == app]
+        self.assertEqual(mine[0]["replicas"]["running"], 3)
+
+        self.ok("scale", f"{app}/web=5")
+        self.assertEqual(len(self.running(app, "web")), 5)
+        self.ok("scale", f"{app}/web=1")
+        self.assertEqual(len(self.running(app, "web")), 1)
+        self.assertEqual(len(containers(app)), 1)  # scaled-down ones are removed, not left
+        hist = self.ok("rollout", "history", f"{app}/web", "-o", "json").json()["revisions"]
+        self.assertEqual(len(hist), 1)
+        self.assertEqual(hist[0]["state"], "active")
+        # bad scale arguments change nothing
+        self.assertEqual(self.orch("scale", f"{app}/web=-1").code, 2)
+        self.assertEqual(self.orch("scale", f"{app}/nosuch=2").code, 2)
+        self.assertEqual(len(self.running(app, "web")), 1)
+
+    def test_replaces_exited_instance_on_reapply(self):
+        app = self.app("heal")
+        path = self.write("s.yaml", spec(app, 2))
+        self.ok("apply", path)
+        victim = self.running(app, "web")[0]["Id"]
+        docker("kill", victim)
+        self.ok("apply", path)
+        web = self.running(app, "web")
+        self.assertEqual(len(web), 2)
+        self.assertNotIn(victim, {c["Id"] for c in web})
+        self.assertEqual(len(containers(app)), 2)  # the dead one was removed
+
+    def test_prune_and_delete(self):
+        app = self.app("prune")
+        both = self.write("both.yaml", spec(app, 1, extra=WORKER))
+        self.ok("apply", both)
+        self.assertEqual(len(self.running(app, "worker")), 2)
+        only_web = self.write("web.yaml", spec(app, 1))
+        self.ok("apply", only_web)  # without --prune the worker stays
+        self.assertEqual(len(self.running(app, "worker")), 2)
+        self.ok("apply", only_web, "--prune")
+        self.assertEqual(len(self.running(app, "worker")), 0)
+        self.assertEqual(len(self.running(app, "web")), 1)
+
+        self.ok("apply", both)
+        self.ok("delete", f"{app}/worker")
+        self.assertEqual(self.running(app, "worker"), [])
+        self.assertEqual(len(self.running(app, "web")), 1)
+        self.ok("delete", "-f", only_web)
+        self.assertEqual(containers(app), [])
+        self.assertEqual(docker("network", "ls", "-q", "--filter", f"name=^orch-{app}$").strip(),
+                         "")
+        self.assertEqual(self.ok("get", "-o", "json").json()["services"], [])
+
+    def test_foreign_container_is_never_touched(self):
+        app = self.app("foreign")
+        name = f"foreign-{RUN_ID}"
+        docker("run", "-d", "--name", name, "--label", "orch.service=web",
+               "--label", f"orch.revision=1", "orch-demo:1")
+        try:
+            path = self.write("s.yaml", spec(app, 2))
+            self.ok("apply", path)
+            self.ok("scale", f"{app}/web=0")
+            self.ok("delete", "--app", app)
+            state = json.loads(docker("inspect", name))[0]["State"]["Status"]
+            self.assertEqual(state, "running")
+        finally:
+            docker("rm", "-f", name, check=False)
+
+    def test_missing_image(self):
+        app = self.app("noimg")
+        # first revision: nothing to roll back to
+        path = self.write("s.yaml", spec(app, 2, web_image="orch-nonexistent:1"))
+        r = self.orch("apply", path)
+        self.assertEqual(r.code, 5, r)
+        self.assertIn("orch-nonexistent:1", r.err)
+        self.assertEqual(containers(app), [])
+        self.assertEqual(docker("images", "-q", "orch-nonexistent").strip(), "")
+        hist = self.ok("rollout", "history", f"{app}/web", "-o", "json").json()["revisions"]
+        self.assertEqual(hist[0]["state"], "failed")
+
+        # a good revision, then a missing image: rolled back, the good one keeps serving
+        good = self.write("good.yaml", spec(app, 2))
+        self.ok("apply", good)
+        before = {c["Id"] for c in self.running(app, "web")}
+        self.assertEqual(len(before), 2)
+        r = self.orch("apply", good, "--image", "web=orch-nonexistent:2")
+        self.assertEqual(r.code, 1, r)
+        self.assertIn("orch-nonexistent:2", r.err)
+        self.assertEqual({c["Id"] for c in self.running(app, "web")}, before)
+        st = self.ok("status", f"{app}/web", "-o", "json").json()
+        self.assertEqual(st["rollout"]["state"], "rolled_back")
+        hist = self.ok("rollout", "history", f"{app}/web", "-o", "json").json()["revisions"]
+        self.assertEqual([h["state"] for h in hist[:2]], ["failed", "active"])
+
+    def test_crash_loop_rolls_back(self):
+        app = self.app("crash")
+        good = self.write("good.yaml", spec(app, 1))
+        self.ok("apply", good)
+        bad = self.write("bad.yaml", spec(app, 1, web_extra='    command: ["crash", "3"]\n'))
+        t0 = time.monotonic()
+        r = self.orch("apply", bad)
+        self.assertEqual(r.code, 1, r)
+        self.assertIn("crash loop", r.err)
+        self.assertLess(time.monotonic() - t0, 60)
+        web = self.running(app, "web")
+        self.assertEqual(len(web), 1)
+        self.assertEqual(web[0]["Config"]["Labels"]["orch.revision"], "1")
+
+    def test_image_update_replaces_instances(self):
+        app = self.app("update")
+        path = self.write("s.yaml", spec(app, 3))
+        self.ok("apply", path)
+        r = self.ok("apply", path, "--image", "web=orch-demo:2", "-m", "deploy v2")
+        self.assertIn("revision 2", r.out)
+        web = self.running(app, "web")
+        self.assertEqual(len(web), 3)
+        self.assertEqual({c["Config"]["Labels"]["orch.revision"] for c in web}, {"2"})
+        self.assertEqual(len(containers(app)), 3)
+        st = self.ok("status", f"{app}/web", "-o", "json").json()
+        for inst in st["instances"]:
+            self.assertTrue(http_get(inst["endpoints"]["http"]).startswith("orch-demo 2"))
+        hist = self.ok("rollout", "history", f"{app}/web", "-o", "json").json()["revisions"]
+        self.assertEqual([(h["revision"], h["state"]) for h in hist],
+                         [(2, "active"), (1, "superseded")])
+        self.assertEqual(hist[0]["message"], "deploy v2")
+
+    def test_unreachable_engine(self):
+        app = self.app("noengine")
+        path = self.write("s.yaml", spec(app, 1))
+        for host in ("unix:///nonexistent/docker.sock", "tcp://127.0.0.1:1"):
+            r = self.orch("apply", path, env={"DOCKER_HOST": host}, timeout=60)
+            self.assertEqual(r.code, 3, r)
+            self.assertIn("Docker engine", r.err)
+        # nothing was stored
+        self.assertEqual(self.ok("get", "-o", "json").json()["services"], [])
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
