@@ -6,10 +6,26 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static enum orch_log_level log_min = ORCH_LOG_INFO;
 static enum orch_log_format log_format = ORCH_LOG_PLAIN;
 static bool log_timestamps;
+static bool progress_open; /* a live progress line is on the terminal, without its newline */
+
+static bool progress_live(void)
+{
+    return log_format == ORCH_LOG_PLAIN && isatty(STDERR_FILENO);
+}
+
+void orch_log_progress_end(void)
+{
+    if (!progress_open)
+        return;
+    fputc('\n', stderr);
+    fflush(stderr);
+    progress_open = false;
+}
 
 void orch_log_setup(enum orch_log_level min, enum orch_log_format format, bool timestamps)
 {
@@ -72,8 +88,27 @@ void orch_log(enum orch_log_level level, const char *fmt, ...)
             orch_buf_printf(&line, "%s: ", level_name(level));
         orch_buf_printf(&line, "%s\n", msg.data ? msg.data : "");
     }
+    orch_log_progress_end();
     fwrite(line.data, 1, line.len, stderr);
     fflush(stderr);
     orch_buf_free(&line);
+    orch_buf_free(&msg);
+}
+
+void orch_log_progress(const char *fmt, ...)
+{
+    struct orch_buf msg = {0};
+    va_list ap;
+    va_start(ap, fmt);
+    orch_buf_vprintf(&msg, fmt, ap);
+    va_end(ap);
+    if (!progress_live()) {
+        orch_log(ORCH_LOG_INFO, "%s", msg.data ? msg.data : "");
+    } else {
+        /* carriage return + erase line: the new state replaces the old one in place */
+        fprintf(stderr, "\r\033[K%s", msg.data ? msg.data : "");
+        fflush(stderr);
+        progress_open = true;
+    }
     orch_buf_free(&msg);
 }

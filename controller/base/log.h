@@ -12,4 +12,10 @@ void orch_log_setup(enum orch_log_level min, enum orch_log_format format, bool t
 void orch_log(enum orch_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* A progress line. On a terminal (plain format) it replaces the previous progress line in place,
+ * so a rollout reads as one live line per step; elsewhere (CI logs, JSON) it is an ordinary info
+ * line. The next orch_log line or orch_log_progress_end() keeps the last one on screen. */
+void orch_log_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void orch_log_progress_end(void);
+
 #endif

@@ -262,16 +262,13 @@ static int run_apply(struct cli_ctx *ctx, int argc, char **argv, bool is_diff)
     rc = show_only ? cli_store_open_read(ctx, &s, &err) : cli_store_open(ctx, &s, &err);
     if (rc < 0)
         goto fail;
-    if (s == NULL) {
-        /* no state yet: everything in the file is new */
-        rc = desired_diff_compute(&app, NULL, NULL, 0, a.prune, &d, &err);
-    } else {
-        rc = desired_diff_load(s, &app, a.prune, &d, &err);
-    }
-    if (rc < 0)
-        goto fail;
-
     if (show_only) {
+        if (s == NULL) /* no state yet: everything in the file is new */
+            rc = desired_diff_compute(&app, NULL, NULL, 0, a.prune, &d, &err);
+        else
+            rc = desired_diff_load(s, &app, a.prune, &d, &err);
+        if (rc < 0)
+            goto fail;
         print_diff(&d);
         rc = desired_diff_has_changes(&d) ? 1 : 0;
         goto out;
@@ -288,7 +285,7 @@ static int run_apply(struct cli_ctx *ctx, int argc, char **argv, bool is_diff)
         .message = a.message ? a.message : ctx->cmdline,
         .now_ms = orch_now_wall_ms(),
     };
-    rc = desired_apply(s, &app, &d, &opts, &err);
+    rc = desired_apply(s, &app, a.prune, &opts, &d, &err);
     if (rc < 0)
         goto fail;
     print_applied(&d);

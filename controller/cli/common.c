@@ -1,13 +1,17 @@
 /* What the verbs share: error and usage reporting, opening the store, loading spec files,
  * resolving [APP/]SERVICE and printing aligned tables. Prints to stdout/stderr; decides nothing. */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "base/util.h"
 #include "cli.h"
 #include "reconcile/reconcile.h"
@@ -15,6 +19,9 @@
 int cli_report(const struct orch_error *err)
 {
     fprintf(stderr, "orch: %s\n", err->msg[0] ? err->msg : orch_errc_name(err->code));
+    /* A failure reported without a code is a bug; it must never look like success. */
+    if (err->code == ORCH_E_OK)
+        return ORCH_EXIT_FAILED;
     return (int)orch_errc_exit(err->code);
 }
 
@@ -250,11 +257,45 @@ int cli_reconciler_open(struct store *s, int64_t timeout_ms, struct reconciler *
     return reconciler_new(s, &opts, out, err);
 }
 
+/* Two commands converging the same app at once would undo each other's steps: each holds an
+ * exclusive lock on STATE/locks/APP.lock while it drives the app. The kernel drops the lock when
+ * the process dies, so a killed command never leaves a stale one. Returns the fd, or -1. */
+static int app_lock(const char *state_dir, const char *app, struct orch_error *err)
+{
+    _cleanup_free_ char *dir = orch_xasprintf("%s/locks", state_dir);
+    _cleanup_free_ char *path = orch_xasprintf("%s/%s.lock", dir, app);
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+        return orch_fail(err, ORCH_E_ENV, errno, "cannot create %s", dir), -1;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return orch_fail(err, ORCH_E_ENV, errno, "cannot open %s", path), -1;
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        if (errno != EWOULDBLOCK) {
+            orch_fail(err, ORCH_E_ENV, errno, "cannot lock %s", path);
+            close(fd);
+            return -1;
+        }
+        orch_log(ORCH_LOG_INFO, "%s: another orch command is converging this app; waiting", app);
+        if (flock(fd, LOCK_EX) < 0) {
+            orch_fail(err, ORCH_E_ENV, errno, "cannot lock %s", path);
+            close(fd);
+            return -1;
+        }
+    }
+    return fd;
+}
+
 int cli_converge(struct reconciler *r, const char *app, bool remove_volumes)
 {
     struct reconcile_report rep;
     struct orch_error err = {0};
-    if (reconcile_app(r, app, remove_volumes, &rep, &err) < 0)
+    int lock = app_lock(store_dir(reconciler_store(r)), app, &err);
+    if (lock < 0)
+        return cli_report(&err);
+    int rc = reconcile_app(r, app, remove_volumes, &rep, &err);
+    close(lock);
+    orch_log_progress_end();
+    if (rc < 0)
         return cli_report(&err);
     switch (rep.outcome) {
     case RECONCILE_CONVERGED:

@@ -8,8 +8,6 @@
 
 #include "base/util.h"
 
-#define DESIRED_HISTORY_LIMIT 10 /* revisions kept per service, like revisionHistoryLimit */
-
 static char *json_compact(const json_t *v)
 {
     if (v == NULL)
@@ -223,6 +221,13 @@ int desired_diff_load(struct store *s, const struct spec_app *app, bool prune,
     }
     if (rc == 0)
         rc = desired_diff_compute(app, cur, next, n, prune, out, err);
+    for (size_t i = 0; rc == 0 && i < out->n; i++) {
+        struct desired_change *c = &out->v[i];
+        if (c->kind == DESIRED_CREATE)
+            rc = store_revision_next_number(s, app->app, c->service, &c->to_revision, err);
+    }
+    if (rc < 0 && out->v != NULL)
+        desired_diff_free(out);
     for (size_t i = 0; i < n; i++)
         if (svcs[i].revision > 0)
             store_revision_free(&revs[i]);
@@ -316,9 +321,6 @@ static int apply_change(struct store *s, const char *app, struct desired_change 
     rc = store_rollout_add(s, &ro, &id, err);
     if (rc < 0)
         return rc;
-    rc = store_revisions_trim(s, app, c->service, DESIRED_HISTORY_LIMIT, number, err);
-    if (rc < 0)
-        return rc;
     if (c->kind == DESIRED_CREATE)
         msg = orch_xasprintf("created: revision %lld, %d replicas, image %s", (long long)number,
                              c->to_replicas, c->spec->image);
@@ -328,15 +330,23 @@ static int apply_change(struct store *s, const char *app, struct desired_change 
     return store_event_add(s, app, c->service, "revision", msg, opts->now_ms, err);
 }
 
-int desired_apply(struct store *s, const struct spec_app *app, struct desired_diff *d,
-                  const struct desired_apply_options *opts, struct orch_error *err)
+int desired_apply(struct store *s, const struct spec_app *app, bool prune,
+                  const struct desired_apply_options *opts, struct desired_diff *d,
+                  struct orch_error *err)
 {
-    if (!desired_diff_has_changes(d))
-        return 0;
+    memset(d, 0, sizeof(*d));
     int rc = store_begin(s, err);
     if (rc < 0)
         return rc;
-    rc = store_app_put(s, app->app, opts->spec_path ? opts->spec_path : "", opts->now_ms, err);
+    /* The diff is computed inside the write transaction, so a command that changed the
+     * service since we last looked is never silently undone. */
+    rc = desired_diff_load(s, app, prune, d, err);
+    if (rc == 0 && !desired_diff_has_changes(d)) {
+        store_rollback(s);
+        return 0;
+    }
+    if (rc == 0)
+        rc = store_app_put(s, app->app, opts->spec_path ? opts->spec_path : "", opts->now_ms, err);
     for (size_t i = 0; rc == 0 && i < d->n; i++)
         rc = apply_change(s, app->app, &d->v[i], opts, err);
     if (rc == 0)

@@ -80,10 +80,12 @@ struct desired_apply_options {
     int64_t now_ms;
 };
 
-/* Writes the diff in one transaction: app row, new revisions (state pending), services, a rollout
- * record per new revision, events. Nothing is written when the diff is empty. Each change's
- * to_revision is set to the number the store gave the new revision. */
-int desired_apply(struct store *s, const struct spec_app *app, struct desired_diff *d,
-                  const struct desired_apply_options *opts, struct orch_error *err);
+/* Computes the diff of app against the store and writes it, both in one transaction: app row,
+ * new revisions (state pending), services, a rollout record per new revision, events. Nothing
+ * is written when nothing changed. *d (new) gets the diff, with each new revision's number as
+ * the store gave it. */
+int desired_apply(struct store *s, const struct spec_app *app, bool prune,
+                  const struct desired_apply_options *opts, struct desired_diff *d,
+                  struct orch_error *err);
 
 #endif

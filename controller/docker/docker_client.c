@@ -1066,12 +1066,17 @@ int docker_container_start(struct docker_client *c, const char *id, docker_done_
 int docker_container_stop(struct docker_client *c, const char *id, int timeout_s, docker_done_fn cb,
                           void *data, struct orch_error *err)
 {
-    if (timeout_s < 0 || timeout_s > 86400)
+    if (timeout_s < -1 || timeout_s > 86400)
         return orch_fail(err, ORCH_E_INVALID, 0, "stop timeout %d s out of range", timeout_s);
     char suffix[32];
-    snprintf(suffix, sizeof(suffix), "/stop?t=%d", timeout_s);
-    /* The engine answers only after the grace period (and the SIGKILL): wait that long. */
-    int64_t timeout_ms = (int64_t)timeout_s * 1000 + c->opts.request_timeout_ms;
+    if (timeout_s >= 0)
+        snprintf(suffix, sizeof(suffix), "/stop?t=%d", timeout_s);
+    else
+        snprintf(suffix, sizeof(suffix), "/stop");
+    /* The engine answers only after the grace period (and the SIGKILL): wait that long. With
+     * the container's own StopTimeout we do not know it; orch sets at most an hour. */
+    int64_t timeout_ms =
+        (timeout_s >= 0 ? (int64_t)timeout_s * 1000 : 3600000) + c->opts.request_timeout_ms;
     return object_request(c, "POST", "container", "/containers", id, false, suffix, NULL, "stop",
                           true, timeout_ms, T_NONE, NULL, cb, data, err);
 }

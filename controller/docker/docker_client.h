@@ -158,7 +158,8 @@ int docker_container_create(struct docker_client *c, const char *name,
                             docker_done_fn cb, void *data, struct orch_error *err);
 int docker_container_start(struct docker_client *c, const char *id, docker_done_fn cb, void *data,
                            struct orch_error *err);
-/* SIGTERM, then SIGKILL after timeout_s seconds (the engine's ?t=). */
+/* SIGTERM, then SIGKILL after timeout_s seconds (the engine's ?t=); -1 uses the container's own
+ * StopTimeout (set at create from update.stop_grace). */
 int docker_container_stop(struct docker_client *c, const char *id, int timeout_s, docker_done_fn cb,
                           void *data, struct orch_error *err);
 /* signal: "SIGKILL", "TERM", ... or NULL for SIGKILL. */

@@ -89,6 +89,11 @@ void reconciler_free(struct reconciler *r)
     free(r);
 }
 
+struct store *reconciler_store(struct reconciler *r)
+{
+    return r->store;
+}
+
 /* ---- observation ------------------------------------------------------------------------ */
 
 static int observe_list(struct reconciler *r, const char *app, struct docker_container_list *out,
@@ -124,6 +129,7 @@ static const char *container_name(const struct docker_container *c)
 struct ready_mark {
     char *id;
     int64_t since_ms;
+    bool exit_counted; /* its exit was counted as a crash already */
 };
 
 struct svc_run {
@@ -138,6 +144,8 @@ struct svc_run {
     int64_t last_progress_ms;
     long last_score;
     int crashes;
+    int failed_actions;       /* creates/starts the engine refused in the last batch */
+    int64_t settled_since_ms; /* 0: not settled */
     int64_t backoff_ms;
     int64_t backoff_until_ms;
     bool settled; /* plan empty and converged this pass */
@@ -195,23 +203,39 @@ static void run_free(struct run *run)
     free(run->ready);
 }
 
+static struct ready_mark *mark_of(struct run *run, const char *id)
+{
+    for (size_t i = 0; i < run->n_ready; i++)
+        if (strcmp(run->ready[i].id, id) == 0)
+            return &run->ready[i];
+    run->ready = orch_xrealloc(run->ready, (run->n_ready + 1) * sizeof(*run->ready));
+    struct ready_mark *m = &run->ready[run->n_ready++];
+    memset(m, 0, sizeof(*m));
+    m->id = orch_xstrdup(id);
+    return m;
+}
+
 /* When each running container was first seen running: a stand-in for readiness until health
  * probes judge it, so an instance that dies at once is not counted as ready. */
 static int64_t ready_since(struct run *run, const char *id, bool running, int64_t now)
 {
-    for (size_t i = 0; i < run->n_ready; i++) {
-        if (strcmp(run->ready[i].id, id) != 0)
-            continue;
-        if (!running)
-            run->ready[i].since_ms = 0;
-        else if (run->ready[i].since_ms == 0)
-            run->ready[i].since_ms = now;
-        return run->ready[i].since_ms;
-    }
-    run->ready = orch_xrealloc(run->ready, (run->n_ready + 1) * sizeof(*run->ready));
-    run->ready[run->n_ready].id = orch_xstrdup(id);
-    run->ready[run->n_ready].since_ms = running ? now : 0;
-    return run->ready[run->n_ready++].since_ms;
+    struct ready_mark *m = mark_of(run, id);
+    if (!running)
+        m->since_ms = 0;
+    else if (m->since_ms == 0)
+        m->since_ms = now;
+    return m->since_ms;
+}
+
+/* True the first time an exited container is seen: each exit counts once, even when its
+ * removal fails and it is seen again on later passes. */
+static bool exit_first_seen(struct run *run, const char *id)
+{
+    struct ready_mark *m = mark_of(run, id);
+    if (m->exit_counted)
+        return false;
+    m->exit_counted = true;
+    return true;
 }
 
 /* Loads this pass's desired state of every service of the app. */
@@ -261,10 +285,11 @@ static int run_load(struct run *run, struct orch_error *err)
             } else {
                 store_rollout_free(&ro);
             }
-        } else if (q != -ORCH_E_NOTFOUND) {
+        } else if (q == -ORCH_E_NOTFOUND) {
+            orch_error_clear(err);
+        } else {
             rc = q;
         }
-        orch_error_clear(err);
     }
     store_services_free(v, n);
     return rc;
@@ -275,6 +300,7 @@ static int run_load(struct run *run, struct orch_error *err)
 struct batch {
     struct reconciler *r;
     int pending;
+    int succeeded;   /* actions the engine carried out */
     bool env_failed; /* the engine went away: stop */
     struct orch_error env_err;
 };
@@ -313,11 +339,24 @@ static bool op_env_failure(struct op *op, const struct orch_error *err)
 
 static void op_remove_step(void *data, long status, const struct orch_error *err);
 
+/* A create or start the engine refused (bad command, port clash, missing bind source...):
+ * counted like a crash, so the service backs off instead of retrying hot. */
+static void op_refused(struct op *op, const char *what, const struct orch_error *err)
+{
+    if (op_env_failure(op, err))
+        return;
+    orch_log(ORCH_LOG_WARN, "%s %s: %s", what, op->name ? op->name : op->id, err->msg);
+    if (op->svc != NULL)
+        op->svc->failed_actions++;
+}
+
 static void op_start_done(void *data, long status, const struct orch_error *err)
 {
     struct op *op = data;
-    if (err->code != ORCH_E_OK && !op_env_failure(op, err))
-        orch_log(ORCH_LOG_WARN, "start %s: %s", op->name ? op->name : op->id, err->msg);
+    if (err->code != ORCH_E_OK)
+        op_refused(op, "start", err);
+    else
+        op->b->succeeded++;
     op_finish(op);
 }
 
@@ -327,14 +366,14 @@ static void op_create_done(void *data, long status, const struct orch_error *err
     if (err->code != ORCH_E_OK) {
         if (err->code == ORCH_E_NOTFOUND && strstr(err->msg, "image") != NULL)
             op->svc->image_ok_revision = -1; /* re-checked and failed on the next pass */
-        else if (!op_env_failure(op, err))
-            orch_log(ORCH_LOG_WARN, "create %s: %s", op->name, err->msg);
+        else
+            op_refused(op, "create", err);
         op_finish(op);
         return;
     }
     struct orch_error e = {0};
     if (docker_container_start(op->b->r->dc, op->id, op_start_done, op, &e) < 0) {
-        orch_log(ORCH_LOG_WARN, "start %s: %s", op->name, e.msg);
+        op_refused(op, "start", &e);
         op_finish(op);
     }
 }
@@ -357,12 +396,14 @@ static void op_remove_step(void *data, long status, const struct orch_error *err
         break;
     case 1:
         if (err != NULL && err->code == ORCH_E_NOTFOUND) {
+            op->b->succeeded++;
             op_finish(op);
             return;
         }
         rc = docker_container_remove(op->b->r->dc, op->id, true, op_remove_step, op, &e);
         break;
     default:
+        op->b->succeeded++;
         op_finish(op);
         return;
     }
@@ -494,7 +535,7 @@ static void op_remove(struct run *run, struct batch *b, struct svc_run *s, const
     op->kind = OP_REMOVE;
     op->id = orch_xstrdup(id);
     op->name = orch_xstrdup(name);
-    op->stop_grace_s = (int)((grace_ms + 999) / 1000);
+    op->stop_grace_s = grace_ms < 0 ? -1 : (int)((grace_ms + 999) / 1000);
     b->pending++;
     op_remove_step(op, 0, NULL);
 }
@@ -568,8 +609,14 @@ static int ensure_volumes(struct run *run, struct svc_run *s, struct orch_error 
     }
     for (size_t i = issued; i < n; i++)
         sync[i].done = true;
-    if (rc == 0)
+    if (rc < 0 && issued > 0) {
+        /* the slot of the failed call never completes; the others are in flight */
+        sync[issued - 1].done = true;
+        struct orch_error ignored = {0};
+        run_sync(r, sync, n, &ignored);
+    } else if (rc == 0) {
         rc = run_sync(r, sync, n, err);
+    }
     docker_kvs_free(&labels);
     free(sync);
     return rc;
@@ -598,26 +645,31 @@ static int check_image(struct run *run, struct svc_run *s, struct orch_error *er
 
 /* ---- rollout bookkeeping ------------------------------------------------------------------ */
 
-/* The newest revision other than `not` that was fully healthy once: the rollback target. */
-static int64_t last_good_revision(struct reconciler *r, const char *app, const char *svc,
-                                  int64_t not )
+#define RECONCILE_HISTORY_LIMIT 10 /* revisions kept per service, like revisionHistoryLimit */
+
+/* The newest revision other than `not` that was fully running once and did not fail: the
+ * rollback target, or 0 when there is none. */
+static int last_good_revision(struct reconciler *r, const char *app, const char *svc, int64_t not,
+                              int64_t *out, struct orch_error *err)
 {
     struct store_revision *v = NULL;
     size_t n = 0;
-    struct orch_error e = {0};
-    int64_t best = 0;
-    if (store_revisions_list(r->store, app, svc, &v, &n, &e) < 0)
-        return 0;
+    *out = 0;
+    int rc = store_revisions_list(r->store, app, svc, &v, &n, err);
+    if (rc < 0)
+        return rc;
     for (size_t i = 0; i < n; i++) {
         if (v[i].number != not &&v[i].was_healthy && v[i].state != STORE_REV_FAILED) {
-            best = v[i].number;
+            *out = v[i].number;
             break; /* newest first */
         }
     }
     store_revisions_free(v, n);
-    return best;
+    return 0;
 }
 
+/* The service's revision is fully running: it becomes the active one (and a rollback target
+ * when it ran at least one instance), the rollout completes, old history is trimmed. */
 static int rollout_complete(struct run *run, struct svc_run *s, struct orch_error *err)
 {
     struct reconciler *r = run->r;
@@ -630,67 +682,126 @@ static int rollout_complete(struct run *run, struct svc_run *s, struct orch_erro
     rc = store_revisions_list(r->store, run->app, s->name, &v, &n, err);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (v[i].number == s->row.revision)
-            rc = store_revision_set_state(r->store, run->app, s->name, v[i].number,
-                                          STORE_REV_ACTIVE, true, err);
+            rc =
+                store_revision_set_state(r->store, run->app, s->name, v[i].number, STORE_REV_ACTIVE,
+                                         v[i].was_healthy || s->row.replicas > 0, err);
         else if (v[i].state == STORE_REV_ACTIVE)
             rc = store_revision_set_state(r->store, run->app, s->name, v[i].number,
                                           STORE_REV_SUPERSEDED, v[i].was_healthy, err);
     }
     store_revisions_free(v, n);
     if (rc == 0 && s->has_rollout)
-        rc = store_rollout_set_state(r->store, s->rollout.id, STORE_ROLLOUT_COMPLETE, "", now, err);
+        rc = store_rollout_set_state(r->store, s->rollout.id, STORE_ROLLOUT_COMPLETE, NULL, now,
+                                     err);
     if (rc == 0 && s->has_rollout) {
         _cleanup_free_ char *msg =
             orch_xasprintf("revision %lld complete: %d instance%s", (long long)s->row.revision,
                            s->row.replicas, s->row.replicas == 1 ? "" : "s");
         rc = store_event_add(r->store, run->app, s->name, "rollout", msg, now, err);
     }
+    /* Trimmed only here, once the current revision is the good one, so neither the revision
+     * that serves nor the rollback target is ever trimmed away. */
+    if (rc == 0)
+        rc = store_revisions_trim(r->store, run->app, s->name, RECONCILE_HISTORY_LIMIT,
+                                  s->row.revision, err);
     if (rc == 0)
         rc = store_commit(r->store, err);
     else
         store_rollback(r->store);
+    if (rc == 0 && s->has_rollout) {
+        store_rollout_free(&s->rollout);
+        s->has_rollout = false;
+    }
     return rc;
 }
 
+/* The service row as it should be after rolling back to `target`: spec_json rebuilt from the
+ * target's template with the current replicas and autoscale, so a later diff of the good file
+ * sees no change. New string, or NULL when the stored JSON does not parse. */
+static char *rollback_spec_json(struct reconciler *r, const char *app,
+                                const struct store_service *cur, int64_t target,
+                                struct orch_error *err)
+{
+    struct store_revision rev;
+    if (store_revision_get(r->store, app, cur->name, target, &rev, err) < 0)
+        return NULL;
+    struct spec_service tmpl = {0}, now = {0};
+    char *json = NULL;
+    if (spec_template_from_json(rev.template_json, &tmpl, err) == 0 &&
+        spec_service_from_json(cur->spec_json, &now, err) == 0) {
+        tmpl.replicas = now.replicas;
+        tmpl.autoscale = now.autoscale;
+        json = spec_service_to_json(&tmpl);
+    }
+    spec_service_free(&now);
+    spec_service_free(&tmpl);
+    store_revision_free(&rev);
+    return json;
+}
+
 /* A rollout of s failed for `why`. With auto_rollback and a good earlier revision, the service
- * goes back to it (the next passes converge to it); otherwise it is left as it is. */
+ * goes back to it (the next passes converge to it); otherwise it is left as it is. Everything
+ * is decided on the row as it is inside the transaction: if another command changed the
+ * service's revision meanwhile, only the failure is recorded and the newer revision is left to
+ * converge. Without a rollout (the service was only being kept running) it gives up. */
 static int rollout_fail(struct run *run, struct svc_run *s, const char *why, struct orch_error *err)
 {
     struct reconciler *r = run->r;
     int64_t now = orch_now_wall_ms();
     int64_t failed_rev = s->row.revision;
-    /* A rollback that fails too is final: no second rollback. */
-    int64_t target = s->tmpl.update.auto_rollback && !s->rolled_back
-                         ? last_good_revision(r, run->app, s->name, failed_rev)
-                         : 0;
+    bool in_rollout = s->has_rollout || s->rolled_back;
+    _cleanup_free_ char *msg = NULL;
+    int64_t target = 0;
+
     int rc = store_begin(r->store, err);
     if (rc < 0)
         return rc;
-    /* While rolling back, the revision being restored was good once: it keeps its state. */
-    if (!s->rolled_back)
+    struct store_service cur = {0};
+    rc = store_service_get(r->store, run->app, s->name, &cur, err);
+    if (rc == -ORCH_E_NOTFOUND || (rc == 0 && cur.revision != failed_rev)) {
+        /* deleted or re-applied meanwhile: nothing to roll back here */
+        store_rollback(r->store);
+        store_service_free(&cur);
+        orch_error_clear(err);
+        return 0;
+    }
+    /* A rollback that fails too is final: no second rollback. */
+    if (rc == 0 && in_rollout && !s->rolled_back && s->tmpl.update.auto_rollback)
+        rc = last_good_revision(r, run->app, s->name, failed_rev, &target, err);
+    if (rc == 0 && in_rollout && !s->rolled_back)
         rc = store_revision_set_state(r->store, run->app, s->name, failed_rev, STORE_REV_FAILED,
                                       false, err);
-    _cleanup_free_ char *msg = NULL;
     if (rc == 0 && target > 0) {
         msg = orch_xasprintf("revision %lld failed (%s); rolling back to revision %lld",
                              (long long)failed_rev, why, (long long)target);
-        struct store_service row = s->row;
-        row.revision = target;
-        row.updated_ms = now;
-        rc = store_service_put(r->store, &row, err);
+        _cleanup_free_ char *json = rollback_spec_json(r, run->app, &cur, target, err);
+        if (json == NULL) {
+            rc = orch_wrap(err, "roll back %s/%s", run->app, s->name);
+        } else {
+            struct store_service row = cur;
+            row.revision = target;
+            row.spec_json = json;
+            row.updated_ms = now;
+            rc = store_service_put(r->store, &row, err);
+        }
         if (rc == 0 && s->has_rollout)
             rc = store_rollout_set_state(r->store, s->rollout.id, STORE_ROLLOUT_ROLLED_BACK, msg,
                                          now, err);
     } else if (rc == 0) {
-        msg = orch_xasprintf("revision %lld failed (%s); %s", (long long)failed_rev, why,
-                             s->rolled_back                 ? "the rollback failed too"
-                             : s->tmpl.update.auto_rollback ? "no earlier good revision to "
-                                                              "roll back to"
-                                                            : "auto_rollback is off");
+        const char *tail = !in_rollout                    ? "giving up"
+                           : s->rolled_back               ? "the rollback failed too"
+                           : s->tmpl.update.auto_rollback ? "no earlier good revision to roll "
+                                                            "back to"
+                                                          : "auto_rollback is off";
+        msg =
+            in_rollout
+                ? orch_xasprintf("revision %lld failed (%s); %s", (long long)failed_rev, why, tail)
+                : orch_xasprintf("revision %lld: %s; %s", (long long)failed_rev, why, tail);
         int64_t rid = s->has_rollout ? s->rollout.id : s->rollback_rollout_id;
         if (rid > 0)
             rc = store_rollout_set_state(r->store, rid, STORE_ROLLOUT_FAILED, msg, now, err);
     }
+    store_service_free(&cur);
     if (rc == 0)
         rc = store_event_add(r->store, run->app, s->name, "rollout-failed", msg, now, err);
     if (rc == 0)
@@ -711,6 +822,19 @@ static int rollout_fail(struct run *run, struct svc_run *s, const char *why, str
     return 0;
 }
 
+/* An exit or a refused create/start: counts toward the crash limit and backs the service off
+ * (1 s doubling to 60 s) so a crash loop never runs hot. */
+static void note_crashes(struct run *run, struct svc_run *s, int n, const char *what, int64_t now)
+{
+    s->crashes += n;
+    s->backoff_until_ms = now + s->backoff_ms;
+    orch_log(ORCH_LOG_WARN, "%s/%s: %d instance%s of revision %lld %s; next start in %lldms",
+             run->app, s->name, n, n == 1 ? "" : "s", (long long)s->row.revision, what,
+             (long long)s->backoff_ms);
+    s->backoff_ms =
+        s->backoff_ms * 2 > RECONCILE_BACKOFF_MAX_MS ? RECONCILE_BACKOFF_MAX_MS : s->backoff_ms * 2;
+}
+
 /* ---- one pass ----------------------------------------------------------------------------- */
 
 static void progress_line(struct run *run, struct svc_run *s, const struct plan_counts *c)
@@ -724,7 +848,7 @@ static void progress_line(struct run *run, struct svc_run *s, const struct plan_
     if (strcmp(line, s->line) == 0)
         return;
     snprintf(s->line, sizeof(s->line), "%s", line);
-    orch_log(ORCH_LOG_INFO, "%s", line);
+    orch_log_progress("%s", line);
 }
 
 static enum plan_inst_state inst_state(const char *s)
@@ -741,8 +865,12 @@ static int pass_service(struct run *run, struct batch *b, struct svc_run *s,
                         struct orch_error *err)
 {
     const struct spec_service *t = &s->tmpl;
+    if (s->failed) {
+        /* A failed rollout with no way back: its instances stay for inspection. */
+        s->settled = true;
+        return 0;
+    }
     struct plan_instance *inst = orch_xcalloc(obs->n + 1, sizeof(*inst));
-    const struct docker_container **src = orch_xcalloc(obs->n + 1, sizeof(*src));
     size_t n = 0;
     int new_exits = 0;
     for (size_t i = 0; i < obs->n; i++) {
@@ -750,8 +878,7 @@ static int pass_service(struct run *run, struct batch *b, struct svc_run *s,
         const char *svc = docker_kvs_get(&c->labels, "orch.service");
         if (svc == NULL || strcmp(svc, s->name) != 0)
             continue;
-        struct plan_instance *pi = &inst[n];
-        src[n++] = c;
+        struct plan_instance *pi = &inst[n++];
         pi->id = c->id;
         pi->name = container_name(c);
         pi->revision = label_revision(c);
@@ -760,7 +887,7 @@ static int pass_service(struct run *run, struct batch *b, struct svc_run *s,
         pi->created_ms = c->created * 1000;
         pi->ready_since_ms = ready_since(run, c->id, pi->state == PLAN_INST_RUNNING, now);
         if ((pi->state == PLAN_INST_EXITED || pi->state == PLAN_INST_DEAD) &&
-            pi->revision == s->row.revision)
+            pi->revision == s->row.revision && exit_first_seen(run, c->id))
             new_exits++;
     }
 
@@ -772,34 +899,22 @@ static int pass_service(struct run *run, struct batch *b, struct svc_run *s,
         .recreate = t->update.strategy == SPEC_STRATEGY_RECREATE,
         .max_surge = spec_resolve_pct(t->update.max_surge, s->row.replicas, true),
         .max_unavailable = spec_resolve_pct(t->update.max_unavailable, s->row.replicas, false),
-        .has_probe = false, /* probes are judged by the health module (not built yet) */
+        .has_probe = false, /* probes are judged by the health module (not wired in yet) */
         .min_ready_ms = t->update.min_ready_ms,
     };
     struct plan_counts counts;
     plan_counts_compute(&want, inst, n, now, &counts);
 
     int rc = 0;
-    if (s->failed) {
-        /* A failed rollout with no way back: leave its instances for inspection. */
-        s->settled = true;
+    struct plan p = {0};
+    if (new_exits > 0)
+        note_crashes(run, s, new_exits, "exited", now);
+    if (s->crashes >= RECONCILE_CRASH_LIMIT) {
+        _cleanup_free_ char *why =
+            orch_xasprintf("crash loop: instances exited or failed to start %d times", s->crashes);
+        s->crashes = 0;
+        rc = rollout_fail(run, s, why, err);
         goto out;
-    }
-
-    if (new_exits > 0) {
-        s->crashes += new_exits;
-        s->backoff_until_ms = now + s->backoff_ms;
-        orch_log(ORCH_LOG_WARN,
-                 "%s/%s: %d instance%s of revision %lld exited; next start in %lldms", run->app,
-                 s->name, new_exits, new_exits == 1 ? "" : "s", (long long)s->row.revision,
-                 (long long)s->backoff_ms);
-        s->backoff_ms = s->backoff_ms * 2 > RECONCILE_BACKOFF_MAX_MS ? RECONCILE_BACKOFF_MAX_MS
-                                                                     : s->backoff_ms * 2;
-        if ((s->has_rollout || s->rolled_back) && s->crashes >= RECONCILE_CRASH_LIMIT) {
-            _cleanup_free_ char *why =
-                orch_xasprintf("crash loop: instances exited %d times", s->crashes);
-            rc = rollout_fail(run, s, why, err);
-            goto out;
-        }
     }
 
     /* progress: more updated-and-available instances, or fewer old ones */
@@ -809,7 +924,6 @@ static int pass_service(struct run *run, struct batch *b, struct svc_run *s,
         s->last_progress_ms = now;
     }
 
-    struct plan p = {0};
     rc = plan_service_compute(&want, inst, n, now, &p, err);
     if (rc < 0)
         goto out;
@@ -822,19 +936,15 @@ static int pass_service(struct run *run, struct batch *b, struct svc_run *s,
         if (rc == -ORCH_E_NOTFOUND) {
             _cleanup_free_ char *why = orch_xstrdup(err->msg);
             orch_error_clear(err);
-            plan_free(&p);
-            rc = (s->has_rollout || s->rolled_back)
-                     ? rollout_fail(run, s, why, err)
-                     : orch_fail(err, ORCH_E_FAILED, 0, "%s/%s: %s", run->app, s->name, why);
+            rc = rollout_fail(run, s, why, err);
             goto out;
         }
         if (rc == 0)
             rc = ensure_volumes(run, s, err);
-        if (rc < 0) {
-            plan_free(&p);
+        if (rc < 0)
             goto out;
-        }
     }
+    /* While backing off, nothing new is started; removals go on. */
     bool in_backoff = now < s->backoff_until_ms;
     for (size_t i = 0; i < p.n; i++) {
         const struct plan_action *a = &p.v[i];
@@ -845,6 +955,8 @@ static int pass_service(struct run *run, struct batch *b, struct svc_run *s,
             op_create(run, b, s);
             break;
         case PLAN_START:
+            if (in_backoff)
+                continue;
             op_start(run, b, s, a->id);
             break;
         case PLAN_REMOVE: {
@@ -859,26 +971,33 @@ static int pass_service(struct run *run, struct batch *b, struct svc_run *s,
         *acted = true;
     }
     s->settled = p.n == 0 && plan_counts_converged(&counts);
-    plan_free(&p);
+    if (!s->settled)
+        s->settled_since_ms = 0;
+    else if (s->settled_since_ms == 0)
+        s->settled_since_ms = now;
     progress_line(run, s, &counts);
 
-    if (!s->settled && (s->has_rollout || s->rolled_back) &&
-        now - s->last_progress_ms > t->update.deadline_ms) {
+    if (s->settled && s->has_rollout && now - s->settled_since_ms >= RECONCILE_SETTLE_MS) {
+        /* recorded as soon as this service is done, even if others of the app are not */
+        rc = rollout_complete(run, s, err);
+    } else if (!s->settled && now - s->last_progress_ms > t->update.deadline_ms) {
         char d[32];
         orch_format_duration(t->update.deadline_ms, d, sizeof(d));
         _cleanup_free_ char *why = orch_xasprintf("no progress for %s (update.deadline)", d);
         rc = rollout_fail(run, s, why, err);
     }
 out:
-    free(src);
+    plan_free(&p);
     free(inst);
     return rc;
 }
 
-/* Containers of the app whose service is not desired any more. */
-static void pass_orphans(struct run *run, struct batch *b, const struct docker_container_list *obs,
-                         bool *acted)
+/* Containers of the app whose service is not desired any more. Returns how many remain
+ * (including those being removed), so the app is not called done while any is left. */
+static size_t pass_orphans(struct run *run, struct batch *b,
+                           const struct docker_container_list *obs, bool *acted)
 {
+    size_t left = 0;
     for (size_t i = 0; i < obs->n; i++) {
         const struct docker_container *c = &obs->v[i];
         const char *svc = docker_kvs_get(&c->labels, "orch.service");
@@ -886,14 +1005,19 @@ static void pass_orphans(struct run *run, struct batch *b, const struct docker_c
         for (size_t j = 0; svc != NULL && j < run->n; j++)
             if (run->svcs[j].present && strcmp(run->svcs[j].name, svc) == 0)
                 desired = true;
-        if (desired || (c->state != NULL && strcmp(c->state, "removing") == 0))
+        if (desired)
+            continue;
+        left++;
+        if (c->state != NULL && strcmp(c->state, "removing") == 0)
             continue;
         if (run->r->progress)
             orch_log(ORCH_LOG_INFO, "%s/%s: removing %s (service no longer desired)", run->app,
                      svc ? svc : "?", container_name(c));
-        op_remove(run, b, NULL, c->id, container_name(c), 10000);
+        /* -1: the container's own StopTimeout, set from its update.stop_grace at create */
+        op_remove(run, b, NULL, c->id, container_name(c), -1);
         *acted = true;
     }
+    return left;
 }
 
 static int remove_app_infra(struct run *run, bool remove_volumes, struct orch_error *err)
@@ -905,6 +1029,11 @@ static int remove_app_infra(struct run *run, bool remove_volumes, struct orch_er
     if (rc == 0)
         rc = run_sync(r, &s, 1, err);
     if (rc == -ORCH_E_NOTFOUND) {
+        orch_error_clear(err);
+        rc = 0;
+    } else if (rc == -ORCH_E_DOCKER) {
+        /* still in use, e.g. by a container orch does not manage: keep it, say so */
+        orch_log(ORCH_LOG_WARN, "%s: network %s kept: %s", run->app, name, err->msg);
         orch_error_clear(err);
         rc = 0;
     }
@@ -933,13 +1062,23 @@ static int remove_app_infra(struct run *run, bool remove_volumes, struct orch_er
     return rc;
 }
 
+static void idle_fired(uv_timer_t *t)
+{
+    *(bool *)t->data = true;
+}
+
+/* Waits ms on the loop (other handles keep running meanwhile). */
 static void idle(struct reconciler *r, int64_t ms)
 {
+    bool fired = false;
     uv_timer_t t;
     uv_timer_init(&r->loop, &t);
-    uv_timer_start(&t, NULL, (uint64_t)ms, 0);
-    /* a timer without callback still keeps the loop alive until it fires */
-    uv_run(&r->loop, UV_RUN_ONCE);
+    t.data = &fired;
+    if (uv_timer_start(&t, idle_fired, (uint64_t)ms, 0) == 0) {
+        while (!fired)
+            uv_run(&r->loop, UV_RUN_ONCE);
+    }
+    /* the handle lives on this stack frame: close it and let the loop finish the close */
     uv_close((uv_handle_t *)&t, NULL);
     uv_run(&r->loop, UV_RUN_NOWAIT);
 }
@@ -950,7 +1089,7 @@ int reconcile_app(struct reconciler *r, const char *app, bool remove_volumes,
     struct run run = {.r = r, .app = app};
     memset(report, 0, sizeof(*report));
     int64_t start = orch_now_mono_ms();
-    int64_t settled_at = 0;
+    int64_t quiet_since = 0; /* when orphans were last seen (or the start) */
     int rc = 0;
     for (;;) {
         int64_t now = orch_now_mono_ms();
@@ -972,8 +1111,7 @@ int reconcile_app(struct reconciler *r, const char *app, bool remove_volumes,
             if (run.svcs[i].present)
                 rc = pass_service(&run, &b, &run.svcs[i], &obs, now, &acted, err);
         }
-        if (rc == 0)
-            pass_orphans(&run, &b, &obs, &acted);
+        size_t orphans = rc == 0 ? pass_orphans(&run, &b, &obs, &acted) : 0;
         struct orch_error werr = {0};
         int wrc = batch_wait(&b, &werr);
         docker_container_list_free(&obs);
@@ -983,22 +1121,31 @@ int reconcile_app(struct reconciler *r, const char *app, bool remove_volumes,
         }
         if (rc < 0)
             break;
-
-        bool all_settled = true;
-        for (size_t i = 0; i < run.n; i++)
-            if (run.svcs[i].present && !run.svcs[i].settled)
-                all_settled = false;
-        if (all_settled && !acted) {
-            /* Converged: confirm once after a short settle, so an instance that dies right
-             * after starting is caught here rather than reported as running. */
-            if (settled_at == 0) {
-                settled_at = now;
-            } else if (now - settled_at >= RECONCILE_SETTLE_MS) {
-                break;
-            }
-        } else {
-            settled_at = 0;
+        for (size_t i = 0; i < run.n; i++) {
+            struct svc_run *s = &run.svcs[i];
+            if (s->failed_actions > 0)
+                note_crashes(&run, s, s->failed_actions, "could not be created or started", now);
+            s->failed_actions = 0;
         }
+
+        /* Done when every service has been converged for the settle time (an instance that
+         * dies right after starting is caught here rather than reported as running), and no
+         * container of an undesired service is left. */
+        bool done = orphans == 0;
+        if (orphans > 0)
+            quiet_since = 0;
+        else if (quiet_since == 0)
+            quiet_since = now;
+        for (size_t i = 0; i < run.n; i++) {
+            const struct svc_run *s = &run.svcs[i];
+            if (s->present && !s->failed &&
+                (!s->settled || now - s->settled_since_ms < RECONCILE_SETTLE_MS))
+                done = false;
+        }
+        if (n_present == 0 && (quiet_since == 0 || now - quiet_since < RECONCILE_IDLE_MS))
+            done = false;
+        if (done && b.succeeded == 0)
+            break;
         if (r->timeout_ms > 0 && now - start > r->timeout_ms) {
             report->outcome = RECONCILE_TIMEOUT;
             snprintf(report->message, sizeof(report->message),
@@ -1006,7 +1153,9 @@ int reconcile_app(struct reconciler *r, const char *app, bool remove_volumes,
             run_free(&run);
             return 0;
         }
-        if (!acted)
+        /* Only actions the engine carried out call for an immediate next pass; otherwise
+         * (waiting for readiness, backing off, refused actions) wait a little. */
+        if (b.succeeded == 0)
             idle(r, RECONCILE_IDLE_MS);
     }
     if (rc < 0) {
@@ -1014,7 +1163,6 @@ int reconcile_app(struct reconciler *r, const char *app, bool remove_volumes,
         return rc;
     }
 
-    /* record completed rollouts; work out the outcome */
     size_t n_present = 0;
     report->outcome = RECONCILE_CONVERGED;
     for (size_t i = 0; rc == 0 && i < run.n; i++) {
@@ -1028,7 +1176,8 @@ int reconcile_app(struct reconciler *r, const char *app, bool remove_volumes,
         }
         if (s->rolled_back && report->outcome == RECONCILE_CONVERGED)
             report->outcome = RECONCILE_ROLLED_BACK;
-        rc = rollout_complete(&run, s, err);
+        if (s->has_rollout)
+            rc = rollout_complete(&run, s, err);
     }
     if (rc == 0 && n_present == 0)
         rc = remove_app_infra(&run, remove_volumes, err);

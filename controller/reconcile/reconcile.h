@@ -28,6 +28,8 @@ struct reconcile_options {
 int reconciler_new(struct store *s, const struct reconcile_options *opts, struct reconciler **out,
                    struct orch_error *err);
 void reconciler_free(struct reconciler *r);
+/* Borrowed: the store it was created with. */
+struct store *reconciler_store(struct reconciler *r);
 
 enum reconcile_outcome {
     RECONCILE_CONVERGED,   /* every service of the app at its desired revision and count */

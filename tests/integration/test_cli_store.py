@@ -130,6 +130,18 @@ class CliStoreTest(OrchTestCase):
         self.assertNotIn(("t1", "worker"), self.services())
         self.assertIn(("t1", "web"), self.services())
 
+    def test_revision_numbers_continue_after_delete(self):
+        path = self.spec()
+        self.ok("apply", path, env=NOCONV)
+        self.ok("apply", path, "--image", "web=orch-demo:2", env=NOCONV)
+        self.ok("delete", "t1/web", env=NOCONV)
+        self.assertNotIn(("t1", "web"), self.services())
+        r = self.orch("diff", path)
+        self.assertEqual(r.code, 1, r)
+        self.assertIn("+ t1/web: create revision 3", r.out)
+        r = self.ok("apply", path, env=NOCONV)
+        self.assertIn("t1/web: created (revision 3", r.out)
+
     def test_stdin_and_ambiguous_service(self):
         with open(self.spec(app="a1")) as f:
             text = f.read()

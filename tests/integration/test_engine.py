@@ -229,6 +229,36 @@ class EngineTest(OrchTestCase):
         self.assertEqual(len(web), 1)
         self.assertEqual(web[0]["Config"]["Labels"]["orch.revision"], "1")
 
+    def test_refused_start_rolls_back_and_diff_is_clean(self):
+        """A revision whose instances the engine cannot start (no such executable) is a crash
+        loop too; after the rollback the good file diffs clean."""
+        app = self.app("refused")
+        good = self.write("good.yaml", spec(app, 2))
+        self.ok("apply", good)
+        before = {c["Id"] for c in self.running(app, "web")}
+        bad = self.write("bad.yaml", spec(app, 2, web_extra='    entrypoint: ["/no/such/binary"]\n'))
+        r = self.orch("apply", bad)
+        self.assertEqual(r.code, 1, r)
+        self.assertEqual({c["Id"] for c in self.running(app, "web")}, before)
+        # the good file is what serves again: nothing to change
+        r = self.orch("diff", good)
+        self.assertEqual(r.code, 0, r)
+        hist = self.ok("rollout", "history", f"{app}/web", "-o", "json").json()["revisions"]
+        self.assertEqual([h["state"] for h in hist], ["failed", "active"])
+
+    def test_crash_loop_without_rollout_gives_up(self):
+        """A service that only has to be kept running (no new revision) and keeps crashing
+        ends with exit 5 instead of retrying forever."""
+        app = self.app("giveup")
+        path = self.write("s.yaml", spec(app, 1, web_extra='    command: ["crash", "1"]\n'))
+        r = self.orch("apply", path)
+        self.assertEqual(r.code, 5, r)
+        t0 = time.monotonic()
+        r = self.orch("scale", f"{app}/web=2", timeout=120)
+        self.assertEqual(r.code, 5, r)
+        self.assertIn("giving up", r.err)
+        self.assertLess(time.monotonic() - t0, 90)
+
     def test_image_update_replaces_instances(self):
         app = self.app("update")
         path = self.write("s.yaml", spec(app, 3))
