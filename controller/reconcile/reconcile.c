@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "docker/docker_client.h"
+#include "health/health_probe.h"
 #include "plan/plan.h"
 #include "spec/spec.h"
 
@@ -32,7 +33,18 @@ struct reconciler {
     char *publish_address;
     int64_t timeout_ms;
     bool progress;
+    struct health_prober *prober;
+    bool health_changed; /* a probe verdict changed since the flag was last cleared */
 };
+
+static void on_health_change(void *data, const char *id, enum health_status old_status,
+                             enum health_status new_status)
+{
+    struct reconciler *r = data;
+    r->health_changed = true;
+    orch_log(ORCH_LOG_DEBUG, "instance %.12s: %s -> %s", id, health_status_name(old_status),
+             health_status_name(new_status));
+}
 
 /* ---- set-up ---------------------------------------------------------------------------- */
 
@@ -61,6 +73,10 @@ int reconciler_new(struct store *s, const struct reconcile_options *opts, struct
     if (rc == 0)
         rc = docker_client_new(&r->loop, &r->ep, NULL, &r->dc, err);
     if (rc == 0) {
+        struct health_prober_options po = {.on_change = on_health_change, .data = r};
+        r->prober = health_prober_new(&r->loop, r->dc, &po);
+    }
+    if (rc == 0) {
         struct docker_sync ping = {0};
         rc = docker_ping(r->dc, docker_sync_done, &ping, err);
         if (rc == 0)
@@ -78,6 +94,7 @@ void reconciler_free(struct reconciler *r)
 {
     if (r == NULL)
         return;
+    health_prober_free(r->prober);
     if (r->dc != NULL)
         docker_client_close(r->dc);
     /* let the client's handles run their close callbacks */
@@ -92,6 +109,23 @@ void reconciler_free(struct reconciler *r)
 struct store *reconciler_store(struct reconciler *r)
 {
     return r->store;
+}
+
+uv_loop_t *reconciler_loop(struct reconciler *r)
+{
+    return &r->loop;
+}
+
+struct docker_client *reconciler_docker(struct reconciler *r)
+{
+    return r->dc;
+}
+
+bool reconciler_take_health_changed(struct reconciler *r)
+{
+    bool v = r->health_changed;
+    r->health_changed = false;
+    return v;
 }
 
 /* ---- observation ------------------------------------------------------------------------ */
@@ -152,12 +186,17 @@ struct svc_run {
     bool failed;  /* its rollout failed and it is not driven any more */
     bool rolled_back;
     int64_t rollback_rollout_id; /* the rollout that was rolled back, while rolling back */
+    int64_t rollback_target;     /* the revision we rolled back to */
     char line[256];              /* last progress line printed */
 };
 
-struct run {
+struct reconcile_run {
     struct reconciler *r;
-    const char *app;
+    char *app;
+    bool give_up; /* a service that keeps failing with no rollout ends the run */
+    int64_t start_ms;
+    int64_t start_wall_ms;
+    int64_t quiet_since; /* when orphans were last seen gone (0: some are left) */
     struct svc_run *svcs;
     size_t n;
     struct ready_mark *ready;
@@ -166,7 +205,7 @@ struct run {
     char outcome_msg[512];
 };
 
-static struct svc_run *run_svc(struct run *run, const char *name)
+static struct svc_run *run_svc(struct reconcile_run *run, const char *name)
 {
     for (size_t i = 0; i < run->n; i++)
         if (strcmp(run->svcs[i].name, name) == 0)
@@ -189,7 +228,7 @@ static void svc_run_clear_pass(struct svc_run *s)
     s->present = false;
 }
 
-static void run_free(struct run *run)
+static void run_free(struct reconcile_run *run)
 {
     for (size_t i = 0; i < run->n; i++) {
         svc_run_clear_pass(&run->svcs[i]);
@@ -198,12 +237,15 @@ static void run_free(struct run *run)
         free(run->svcs[i].name);
     }
     free(run->svcs);
-    for (size_t i = 0; i < run->n_ready; i++)
+    for (size_t i = 0; i < run->n_ready; i++) {
+        if (run->r->prober != NULL)
+            health_prober_unwatch(run->r->prober, run->ready[i].id);
         free(run->ready[i].id);
+    }
     free(run->ready);
 }
 
-static struct ready_mark *mark_of(struct run *run, const char *id)
+static struct ready_mark *mark_of(struct reconcile_run *run, const char *id)
 {
     for (size_t i = 0; i < run->n_ready; i++)
         if (strcmp(run->ready[i].id, id) == 0)
@@ -217,7 +259,7 @@ static struct ready_mark *mark_of(struct run *run, const char *id)
 
 /* When each running container was first seen running: a stand-in for readiness until health
  * probes judge it, so an instance that dies at once is not counted as ready. */
-static int64_t ready_since(struct run *run, const char *id, bool running, int64_t now)
+static int64_t ready_since(struct reconcile_run *run, const char *id, bool running, int64_t now)
 {
     struct ready_mark *m = mark_of(run, id);
     if (!running)
@@ -229,7 +271,7 @@ static int64_t ready_since(struct run *run, const char *id, bool running, int64_
 
 /* True the first time an exited container is seen: each exit counts once, even when its
  * removal fails and it is seen again on later passes. */
-static bool exit_first_seen(struct run *run, const char *id)
+static bool exit_first_seen(struct reconcile_run *run, const char *id)
 {
     struct ready_mark *m = mark_of(run, id);
     if (m->exit_counted)
@@ -238,8 +280,27 @@ static bool exit_first_seen(struct run *run, const char *id)
     return true;
 }
 
+/* Drops what is remembered about containers that are gone (and stops probing them). */
+static void forget_gone(struct reconcile_run *run, const struct docker_container_list *obs)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < run->n_ready; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < obs->n && !seen; j++)
+            seen = strcmp(obs->v[j].id, run->ready[i].id) == 0;
+        if (seen) {
+            run->ready[keep++] = run->ready[i];
+            continue;
+        }
+        if (run->r->prober != NULL)
+            health_prober_unwatch(run->r->prober, run->ready[i].id);
+        free(run->ready[i].id);
+    }
+    run->n_ready = keep;
+}
+
 /* Loads this pass's desired state of every service of the app. */
-static int run_load(struct run *run, struct orch_error *err)
+static int run_load(struct reconcile_run *run, struct orch_error *err)
 {
     struct reconciler *r = run->r;
     for (size_t i = 0; i < run->n; i++)
@@ -270,6 +331,13 @@ static int run_load(struct run *run, struct orch_error *err)
                 break;
             }
             s->tmpl_revision = s->row.revision;
+            /* A revision that someone else set (a new apply, an undo) starts afresh; the
+             * one we rolled back to keeps the rollback going. */
+            if (s->row.revision != s->rollback_target) {
+                s->failed = false;
+                s->rolled_back = false;
+                s->rollback_target = 0;
+            }
             s->crashes = 0;
             s->backoff_ms = RECONCILE_BACKOFF_MIN_MS;
             s->backoff_until_ms = 0;
@@ -428,9 +496,9 @@ static char *instance_name(const char *app, const char *service)
 }
 
 /* Builds the create request of one instance of svc's current revision. */
-static void create_spec_build(struct run *run, struct svc_run *s, struct docker_container_create *c,
-                              struct docker_port_spec *ports, struct docker_mount *mounts,
-                              char **volume_names, char *network)
+static void create_spec_build(struct reconcile_run *run, struct svc_run *s,
+                              struct docker_container_create *c, struct docker_port_spec *ports,
+                              struct docker_mount *mounts, char **volume_names, char *network)
 {
     const struct spec_service *t = &s->tmpl;
     memset(c, 0, sizeof(*c));
@@ -480,7 +548,7 @@ static void create_spec_free(struct docker_container_create *c)
     docker_kvs_free(&c->labels);
 }
 
-static void op_create(struct run *run, struct batch *b, struct svc_run *s)
+static void op_create(struct reconcile_run *run, struct batch *b, struct svc_run *s)
 {
     const struct spec_service *t = &s->tmpl;
     struct docker_port_spec *ports = orch_xcalloc(t->ports_len + 1, sizeof(*ports));
@@ -511,7 +579,7 @@ static void op_create(struct run *run, struct batch *b, struct svc_run *s)
     free(mounts);
 }
 
-static void op_start(struct run *run, struct batch *b, struct svc_run *s, const char *id)
+static void op_start(struct reconcile_run *run, struct batch *b, struct svc_run *s, const char *id)
 {
     struct op *op = orch_xcalloc(1, sizeof(*op));
     op->b = b;
@@ -526,7 +594,7 @@ static void op_start(struct run *run, struct batch *b, struct svc_run *s, const 
     }
 }
 
-static void op_remove(struct run *run, struct batch *b, struct svc_run *s, const char *id,
+static void op_remove(struct reconcile_run *run, struct batch *b, struct svc_run *s, const char *id,
                       const char *name, int64_t grace_ms)
 {
     struct op *op = orch_xcalloc(1, sizeof(*op));
@@ -553,7 +621,7 @@ static int batch_wait(struct batch *b, struct orch_error *err)
 
 /* ---- infrastructure: the app network and named volumes ------------------------------------ */
 
-static int ensure_network(struct run *run, struct orch_error *err)
+static int ensure_network(struct reconcile_run *run, struct orch_error *err)
 {
     if (run->network_ok)
         return 0;
@@ -586,7 +654,7 @@ static int ensure_network(struct run *run, struct orch_error *err)
     return rc;
 }
 
-static int ensure_volumes(struct run *run, struct svc_run *s, struct orch_error *err)
+static int ensure_volumes(struct reconcile_run *run, struct svc_run *s, struct orch_error *err)
 {
     struct reconciler *r = run->r;
     size_t n = s->tmpl.volumes_len;
@@ -623,7 +691,7 @@ static int ensure_volumes(struct run *run, struct svc_run *s, struct orch_error 
 }
 
 /* 0 when the image of s's revision is on the engine; -ORCH_E_NOTFOUND (err names it) if not. */
-static int check_image(struct run *run, struct svc_run *s, struct orch_error *err)
+static int check_image(struct reconcile_run *run, struct svc_run *s, struct orch_error *err)
 {
     if (s->image_ok_revision == s->row.revision)
         return 0;
@@ -670,7 +738,7 @@ static int last_good_revision(struct reconciler *r, const char *app, const char 
 
 /* The service's revision is fully running: it becomes the active one (and a rollback target
  * when it ran at least one instance), the rollout completes, old history is trimmed. */
-static int rollout_complete(struct run *run, struct svc_run *s, struct orch_error *err)
+static int rollout_complete(struct reconcile_run *run, struct svc_run *s, struct orch_error *err)
 {
     struct reconciler *r = run->r;
     int64_t now = orch_now_wall_ms();
@@ -744,7 +812,8 @@ static char *rollback_spec_json(struct reconciler *r, const char *app,
  * is decided on the row as it is inside the transaction: if another command changed the
  * service's revision meanwhile, only the failure is recorded and the newer revision is left to
  * converge. Without a rollout (the service was only being kept running) it gives up. */
-static int rollout_fail(struct run *run, struct svc_run *s, const char *why, struct orch_error *err)
+static int rollout_fail(struct reconcile_run *run, struct svc_run *s, const char *why,
+                        struct orch_error *err)
 {
     struct reconciler *r = run->r;
     int64_t now = orch_now_wall_ms();
@@ -814,6 +883,7 @@ static int rollout_fail(struct run *run, struct svc_run *s, const char *why, str
     snprintf(run->outcome_msg, sizeof(run->outcome_msg), "%s/%s: %s", run->app, s->name, msg);
     if (target > 0) {
         s->rolled_back = true;
+        s->rollback_target = target;
         s->rollback_rollout_id = s->has_rollout ? s->rollout.id : 0;
     } else {
         s->failed = true;
@@ -824,7 +894,8 @@ static int rollout_fail(struct run *run, struct svc_run *s, const char *why, str
 
 /* An exit or a refused create/start: counts toward the crash limit and backs the service off
  * (1 s doubling to 60 s) so a crash loop never runs hot. */
-static void note_crashes(struct run *run, struct svc_run *s, int n, const char *what, int64_t now)
+static void note_crashes(struct reconcile_run *run, struct svc_run *s, int n, const char *what,
+                         int64_t now)
 {
     s->crashes += n;
     s->backoff_until_ms = now + s->backoff_ms;
@@ -837,7 +908,7 @@ static void note_crashes(struct run *run, struct svc_run *s, int n, const char *
 
 /* ---- one pass ----------------------------------------------------------------------------- */
 
-static void progress_line(struct run *run, struct svc_run *s, const struct plan_counts *c)
+static void progress_line(struct reconcile_run *run, struct svc_run *s, const struct plan_counts *c)
 {
     if (!run->r->progress)
         return;
@@ -859,8 +930,67 @@ static enum plan_inst_state inst_state(const char *s)
     return st;
 }
 
+/* The published endpoint of container port `port`/`proto`: host and host port. */
+static bool published(const struct docker_container *c, int port, const char *proto,
+                      const char **host, int *host_port)
+{
+    for (size_t i = 0; i < c->n_ports; i++) {
+        const struct docker_port *p = &c->ports[i];
+        if (p->private_port != port || p->public_port == 0)
+            continue;
+        if (p->type != NULL && strcmp(p->type, proto) != 0)
+            continue;
+        /* the engine may list a binding once per address family: prefer IPv4 */
+        if (*host_port != 0 && p->ip != NULL && strchr(p->ip, ':') != NULL)
+            continue;
+        *host = p->ip != NULL && *p->ip ? p->ip : "127.0.0.1";
+        *host_port = p->public_port;
+    }
+    return *host_port != 0;
+}
+
+/* Keeps a running instance under its service's probe (idempotent) and returns its verdict. */
+static enum plan_health probe_instance(struct reconcile_run *run, struct svc_run *s,
+                                       const struct docker_container *c, bool running)
+{
+    const struct spec_health *h = &s->tmpl.health;
+    struct health_prober *p = run->r->prober;
+    if (h->kind == SPEC_PROBE_NONE || p == NULL)
+        return PLAN_HEALTH_NONE;
+    if (!running) {
+        health_prober_unwatch(p, c->id);
+        return PLAN_HEALTH_NONE;
+    }
+    const char *host = NULL;
+    int port = 0;
+    if (h->kind != SPEC_PROBE_EXEC) {
+        const struct spec_port *sp = h->port_index >= 0 && (size_t)h->port_index < s->tmpl.ports_len
+                                         ? &s->tmpl.ports[h->port_index]
+                                         : NULL;
+        if (sp == NULL || !published(c, sp->container,
+                                     sp->protocol == SPEC_PROTO_UDP ? "udp" : "tcp", &host, &port))
+            return PLAN_HEALTH_STARTING; /* not published (yet): cannot be probed */
+    }
+    struct orch_error e = {0};
+    if (health_prober_watch(p, c->id, h, host, port, c->created * 1000, &e) < 0) {
+        orch_log(ORCH_LOG_WARN, "%s/%s: cannot probe %.12s: %s", run->app, s->name, c->id, e.msg);
+        return PLAN_HEALTH_STARTING;
+    }
+    switch (health_prober_status(p, c->id)) {
+    case HEALTH_HEALTHY:
+        return PLAN_HEALTH_HEALTHY;
+    case HEALTH_UNHEALTHY:
+        return PLAN_HEALTH_UNHEALTHY;
+    case HEALTH_STARTING:
+        return PLAN_HEALTH_STARTING;
+    case HEALTH_NONE:
+        break;
+    }
+    return PLAN_HEALTH_NONE;
+}
+
 /* Plans and executes one service. *acted is set when any action was issued. */
-static int pass_service(struct run *run, struct batch *b, struct svc_run *s,
+static int pass_service(struct reconcile_run *run, struct batch *b, struct svc_run *s,
                         const struct docker_container_list *obs, int64_t now, bool *acted,
                         struct orch_error *err)
 {
@@ -883,12 +1013,30 @@ static int pass_service(struct run *run, struct batch *b, struct svc_run *s,
         pi->name = container_name(c);
         pi->revision = label_revision(c);
         pi->state = inst_state(c->state);
-        pi->health = PLAN_HEALTH_NONE;
         pi->created_ms = c->created * 1000;
-        pi->ready_since_ms = ready_since(run, c->id, pi->state == PLAN_INST_RUNNING, now);
+        pi->health = probe_instance(run, s, c, pi->state == PLAN_INST_RUNNING);
+        bool ready = pi->state == PLAN_INST_RUNNING &&
+                     (t->health.kind == SPEC_PROBE_NONE || pi->health == PLAN_HEALTH_HEALTHY);
+        pi->ready_since_ms = ready_since(run, c->id, ready, now);
         if ((pi->state == PLAN_INST_EXITED || pi->state == PLAN_INST_DEAD) &&
             pi->revision == s->row.revision && exit_first_seen(run, c->id))
             new_exits++;
+    }
+
+    /* Instances that were running before this run started have no verdict yet in this
+     * process: until their first probe result is in, they are not known to be unready, and a
+     * rolling update must not take them for unready old ones and remove them all at once. */
+    if (t->health.kind != SPEC_PROBE_NONE && run->r->prober != NULL) {
+        for (size_t i = 0; i < n; i++) {
+            struct health_state hs;
+            if (inst[i].state == PLAN_INST_RUNNING && inst[i].created_ms < run->start_wall_ms &&
+                health_prober_state(run->r->prober, inst[i].id, &hs) && hs.last_probe_ms < 0) {
+                s->settled = false;
+                s->settled_since_ms = 0;
+                free(inst);
+                return 0;
+            }
+        }
     }
 
     struct plan_service want = {
@@ -899,7 +1047,7 @@ static int pass_service(struct run *run, struct batch *b, struct svc_run *s,
         .recreate = t->update.strategy == SPEC_STRATEGY_RECREATE,
         .max_surge = spec_resolve_pct(t->update.max_surge, s->row.replicas, true),
         .max_unavailable = spec_resolve_pct(t->update.max_unavailable, s->row.replicas, false),
-        .has_probe = false, /* probes are judged by the health module (not wired in yet) */
+        .has_probe = t->health.kind != SPEC_PROBE_NONE,
         .min_ready_ms = t->update.min_ready_ms,
     };
     struct plan_counts counts;
@@ -909,7 +1057,8 @@ static int pass_service(struct run *run, struct batch *b, struct svc_run *s,
     struct plan p = {0};
     if (new_exits > 0)
         note_crashes(run, s, new_exits, "exited", now);
-    if (s->crashes >= RECONCILE_CRASH_LIMIT) {
+    bool in_rollout = s->has_rollout || s->rolled_back;
+    if (s->crashes >= RECONCILE_CRASH_LIMIT && (in_rollout || run->give_up)) {
         _cleanup_free_ char *why =
             orch_xasprintf("crash loop: instances exited or failed to start %d times", s->crashes);
         s->crashes = 0;
@@ -980,7 +1129,8 @@ static int pass_service(struct run *run, struct batch *b, struct svc_run *s,
     if (s->settled && s->has_rollout && now - s->settled_since_ms >= RECONCILE_SETTLE_MS) {
         /* recorded as soon as this service is done, even if others of the app are not */
         rc = rollout_complete(run, s, err);
-    } else if (!s->settled && now - s->last_progress_ms > t->update.deadline_ms) {
+    } else if (!s->settled && (in_rollout || run->give_up) &&
+               now - s->last_progress_ms > t->update.deadline_ms) {
         char d[32];
         orch_format_duration(t->update.deadline_ms, d, sizeof(d));
         _cleanup_free_ char *why = orch_xasprintf("no progress for %s (update.deadline)", d);
@@ -994,7 +1144,7 @@ out:
 
 /* Containers of the app whose service is not desired any more. Returns how many remain
  * (including those being removed), so the app is not called done while any is left. */
-static size_t pass_orphans(struct run *run, struct batch *b,
+static size_t pass_orphans(struct reconcile_run *run, struct batch *b,
                            const struct docker_container_list *obs, bool *acted)
 {
     size_t left = 0;
@@ -1020,7 +1170,7 @@ static size_t pass_orphans(struct run *run, struct batch *b,
     return left;
 }
 
-static int remove_app_infra(struct run *run, bool remove_volumes, struct orch_error *err)
+static int remove_app_infra(struct reconcile_run *run, bool remove_volumes, struct orch_error *err)
 {
     struct reconciler *r = run->r;
     _cleanup_free_ char *name = orch_xasprintf("orch-%s", run->app);
@@ -1083,90 +1233,104 @@ static void idle(struct reconciler *r, int64_t ms)
     uv_run(&r->loop, UV_RUN_NOWAIT);
 }
 
-int reconcile_app(struct reconciler *r, const char *app, bool remove_volumes,
-                  struct reconcile_report *report, struct orch_error *err)
+struct reconcile_run *reconcile_run_new(struct reconciler *r, const char *app, bool give_up)
 {
-    struct run run = {.r = r, .app = app};
-    memset(report, 0, sizeof(*report));
-    int64_t start = orch_now_mono_ms();
-    int64_t quiet_since = 0; /* when orphans were last seen (or the start) */
-    int rc = 0;
-    for (;;) {
-        int64_t now = orch_now_mono_ms();
-        rc = run_load(&run, err);
-        if (rc < 0)
-            break;
-        struct docker_container_list obs = {0};
-        rc = observe_list(r, app, &obs, err);
-        if (rc < 0)
-            break;
-        size_t n_present = 0;
-        for (size_t i = 0; i < run.n; i++)
-            n_present += run.svcs[i].present;
-        if (n_present > 0)
-            rc = ensure_network(&run, err);
-        struct batch b = {.r = r};
-        bool acted = false;
-        for (size_t i = 0; rc == 0 && i < run.n; i++) {
-            if (run.svcs[i].present)
-                rc = pass_service(&run, &b, &run.svcs[i], &obs, now, &acted, err);
-        }
-        size_t orphans = rc == 0 ? pass_orphans(&run, &b, &obs, &acted) : 0;
-        struct orch_error werr = {0};
-        int wrc = batch_wait(&b, &werr);
-        docker_container_list_free(&obs);
-        if (rc == 0 && wrc < 0) {
-            *err = werr;
-            rc = wrc;
-        }
-        if (rc < 0)
-            break;
-        for (size_t i = 0; i < run.n; i++) {
-            struct svc_run *s = &run.svcs[i];
-            if (s->failed_actions > 0)
-                note_crashes(&run, s, s->failed_actions, "could not be created or started", now);
-            s->failed_actions = 0;
-        }
+    struct reconcile_run *run = orch_xcalloc(1, sizeof(*run));
+    run->r = r;
+    run->app = orch_xstrdup(app);
+    run->give_up = give_up;
+    run->start_ms = orch_now_mono_ms();
+    run->start_wall_ms = orch_now_wall_ms();
+    return run;
+}
 
-        /* Done when every service has been converged for the settle time (an instance that
-         * dies right after starting is caught here rather than reported as running), and no
-         * container of an undesired service is left. */
-        bool done = orphans == 0;
-        if (orphans > 0)
-            quiet_since = 0;
-        else if (quiet_since == 0)
-            quiet_since = now;
-        for (size_t i = 0; i < run.n; i++) {
-            const struct svc_run *s = &run.svcs[i];
-            if (s->present && !s->failed &&
-                (!s->settled || now - s->settled_since_ms < RECONCILE_SETTLE_MS))
-                done = false;
-        }
-        if (n_present == 0 && (quiet_since == 0 || now - quiet_since < RECONCILE_IDLE_MS))
-            done = false;
-        if (done && b.succeeded == 0)
-            break;
-        if (r->timeout_ms > 0 && now - start > r->timeout_ms) {
-            report->outcome = RECONCILE_TIMEOUT;
-            snprintf(report->message, sizeof(report->message),
-                     "%s: timed out before the rollout finished", app);
-            run_free(&run);
-            return 0;
-        }
-        /* Only actions the engine carried out call for an immediate next pass; otherwise
-         * (waiting for readiness, backing off, refused actions) wait a little. */
-        if (b.succeeded == 0)
-            idle(r, RECONCILE_IDLE_MS);
-    }
-    if (rc < 0) {
-        run_free(&run);
+void reconcile_run_free(struct reconcile_run *run)
+{
+    if (run == NULL)
+        return;
+    run_free(run);
+    free(run->app);
+    free(run);
+}
+
+const char *reconcile_run_app(const struct reconcile_run *run)
+{
+    return run->app;
+}
+
+int reconcile_run_pass(struct reconcile_run *run, struct reconcile_pass *out,
+                       struct orch_error *err)
+{
+    struct reconciler *r = run->r;
+    int64_t now = orch_now_mono_ms();
+    memset(out, 0, sizeof(*out));
+    int rc = run_load(run, err);
+    if (rc < 0)
         return rc;
+    struct docker_container_list obs = {0};
+    rc = observe_list(r, run->app, &obs, err);
+    if (rc < 0)
+        return rc;
+    size_t n_present = 0;
+    for (size_t i = 0; i < run->n; i++)
+        n_present += run->svcs[i].present;
+    if (n_present > 0)
+        rc = ensure_network(run, err);
+    struct batch b = {.r = r};
+    bool acted = false;
+    for (size_t i = 0; rc == 0 && i < run->n; i++) {
+        if (run->svcs[i].present)
+            rc = pass_service(run, &b, &run->svcs[i], &obs, now, &acted, err);
+    }
+    size_t orphans = rc == 0 ? pass_orphans(run, &b, &obs, &acted) : 0;
+    if (rc == 0)
+        forget_gone(run, &obs);
+    struct orch_error werr = {0};
+    int wrc = batch_wait(&b, &werr);
+    docker_container_list_free(&obs);
+    if (rc == 0 && wrc < 0) {
+        *err = werr;
+        rc = wrc;
+    }
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < run->n; i++) {
+        struct svc_run *s = &run->svcs[i];
+        if (s->failed_actions > 0)
+            note_crashes(run, s, s->failed_actions, "could not be created or started", now);
+        s->failed_actions = 0;
     }
 
+    /* Done when every service has been converged for the settle time (an instance that dies
+     * right after starting is caught here rather than reported as running), and no container
+     * of an undesired service is left. */
+    bool done = orphans == 0;
+    if (orphans > 0)
+        run->quiet_since = 0;
+    else if (run->quiet_since == 0)
+        run->quiet_since = now;
+    for (size_t i = 0; i < run->n; i++) {
+        const struct svc_run *s = &run->svcs[i];
+        if (s->present && !s->failed &&
+            (!s->settled || now - s->settled_since_ms < RECONCILE_SETTLE_MS))
+            done = false;
+    }
+    if (n_present == 0 && (run->quiet_since == 0 || now - run->quiet_since < RECONCILE_IDLE_MS))
+        done = false;
+    out->busy = b.succeeded > 0;
+    out->done = done && !out->busy;
+    return 0;
+}
+
+int reconcile_run_finish(struct reconcile_run *run, bool remove_volumes,
+                         struct reconcile_report *report, struct orch_error *err)
+{
     size_t n_present = 0;
+    int rc = 0;
+    memset(report, 0, sizeof(*report));
     report->outcome = RECONCILE_CONVERGED;
-    for (size_t i = 0; rc == 0 && i < run.n; i++) {
-        struct svc_run *s = &run.svcs[i];
+    for (size_t i = 0; rc == 0 && i < run->n; i++) {
+        struct svc_run *s = &run->svcs[i];
         if (!s->present)
             continue;
         n_present++;
@@ -1177,19 +1341,52 @@ int reconcile_app(struct reconciler *r, const char *app, bool remove_volumes,
         if (s->rolled_back && report->outcome == RECONCILE_CONVERGED)
             report->outcome = RECONCILE_ROLLED_BACK;
         if (s->has_rollout)
-            rc = rollout_complete(&run, s, err);
+            rc = rollout_complete(run, s, err);
     }
     if (rc == 0 && n_present == 0)
-        rc = remove_app_infra(&run, remove_volumes, err);
+        rc = remove_app_infra(run, remove_volumes, err);
     if (rc == 0) {
-        if (run.outcome_msg[0])
-            snprintf(report->message, sizeof(report->message), "%s", run.outcome_msg);
+        if (run->outcome_msg[0])
+            snprintf(report->message, sizeof(report->message), "%s", run->outcome_msg);
         else if (n_present == 0)
-            snprintf(report->message, sizeof(report->message), "%s: removed", app);
+            snprintf(report->message, sizeof(report->message), "%s: removed", run->app);
         else
-            snprintf(report->message, sizeof(report->message), "%s: converged", app);
+            snprintf(report->message, sizeof(report->message), "%s: converged", run->app);
     }
-    run_free(&run);
+    return rc;
+}
+
+void reconciler_idle(struct reconciler *r, int64_t ms)
+{
+    idle(r, ms);
+}
+
+int reconcile_app(struct reconciler *r, const char *app, bool remove_volumes,
+                  struct reconcile_report *report, struct orch_error *err)
+{
+    struct reconcile_run *run = reconcile_run_new(r, app, true);
+    memset(report, 0, sizeof(*report));
+    int rc = 0;
+    for (;;) {
+        struct reconcile_pass pass;
+        rc = reconcile_run_pass(run, &pass, err);
+        if (rc < 0 || pass.done)
+            break;
+        if (r->timeout_ms > 0 && orch_now_mono_ms() - run->start_ms > r->timeout_ms) {
+            report->outcome = RECONCILE_TIMEOUT;
+            snprintf(report->message, sizeof(report->message),
+                     "%s: timed out before the rollout finished", app);
+            reconcile_run_free(run);
+            return 0;
+        }
+        /* Only actions the engine carried out call for an immediate next pass; otherwise
+         * (waiting for readiness, backing off, refused actions) wait a little. */
+        if (!pass.busy)
+            idle(r, RECONCILE_IDLE_MS);
+    }
+    if (rc == 0)
+        rc = reconcile_run_finish(run, remove_volumes, report, err);
+    reconcile_run_free(run);
     return rc;
 }
 
@@ -1232,6 +1429,61 @@ static void instance_fill(struct reconcile_instance *ri, const struct docker_con
     }
 }
 
+/* One probe of each running instance whose service has a probe, for a one-shot status: the
+ * verdict of that single result (healthy, or unhealthy once past start_period). Bounded by the
+ * longest probe timeout. */
+struct oneshot {
+    struct reconcile_instance *ri;
+    const struct spec_health *cfg;
+    int64_t started_ms;
+};
+
+static void probe_once(struct reconciler *r, struct oneshot *v, size_t n)
+{
+    int64_t wait_ms = 0;
+    size_t watched = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct orch_error e = {0};
+        /* started_ms 0: an "old" container, probed at once */
+        if (health_prober_watch(r->prober, v[i].ri->id, v[i].cfg, v[i].ri->probe_host,
+                                v[i].ri->probe_port, 0, &e) < 0) {
+            v[i].cfg = NULL;
+            continue;
+        }
+        watched++;
+        if (v[i].cfg->timeout_ms > wait_ms)
+            wait_ms = v[i].cfg->timeout_ms;
+    }
+    int64_t deadline = orch_now_mono_ms() + wait_ms + 500;
+    while (watched > 0 && orch_now_mono_ms() < deadline) {
+        size_t pending = 0;
+        for (size_t i = 0; i < n; i++) {
+            struct health_state st;
+            if (v[i].cfg != NULL && health_prober_state(r->prober, v[i].ri->id, &st) &&
+                st.last_probe_ms < 0)
+                pending++;
+        }
+        if (pending == 0)
+            break;
+        idle(r, 20);
+    }
+    int64_t now = orch_now_wall_ms();
+    for (size_t i = 0; i < n; i++) {
+        struct health_state st;
+        const char *verdict = "starting";
+        if (v[i].cfg != NULL && health_prober_state(r->prober, v[i].ri->id, &st) &&
+            st.last_probe_ms >= 0) {
+            if (st.last_success)
+                verdict = "healthy";
+            else if (now - v[i].started_ms >= v[i].cfg->start_period_ms)
+                verdict = "unhealthy";
+        }
+        free(v[i].ri->health);
+        v[i].ri->health = orch_xstrdup(verdict);
+        health_prober_unwatch(r->prober, v[i].ri->id);
+    }
+}
+
 int reconcile_observe(struct reconciler *r, const char *app, struct reconcile_service_status **out,
                       size_t *n_out, struct orch_error *err)
 {
@@ -1247,21 +1499,24 @@ int reconcile_observe(struct reconciler *r, const char *app, struct reconcile_se
         return rc;
     }
     struct reconcile_service_status *v = orch_xcalloc(n + 1, sizeof(*v));
+    struct spec_service *tmpls = orch_xcalloc(n + 1, sizeof(*tmpls));
+    bool *have = orch_xcalloc(n + 1, sizeof(*have));
+    struct oneshot *shots = orch_xcalloc(obs.n + 1, sizeof(*shots));
+    size_t nshots = 0;
     for (size_t i = 0; i < n; i++) {
         struct reconcile_service_status *st = &v[i];
         st->app = orch_xstrdup(svcs[i].app);
         st->service = orch_xstrdup(svcs[i].name);
         st->revision = svcs[i].revision;
         st->desired = svcs[i].replicas;
-        struct spec_service tmpl = {0};
-        bool have_tmpl = false;
         struct store_revision rev;
         struct orch_error e = {0};
         if (store_revision_get(r->store, svcs[i].app, svcs[i].name, svcs[i].revision, &rev, &e) ==
             0) {
-            have_tmpl = spec_template_from_json(rev.template_json, &tmpl, &e) == 0;
+            have[i] = spec_template_from_json(rev.template_json, &tmpls[i], &e) == 0;
             store_revision_free(&rev);
         }
+        const struct spec_service *t = have[i] ? &tmpls[i] : NULL;
         st->instances = orch_xcalloc(obs.n + 1, sizeof(*st->instances));
         for (size_t j = 0; j < obs.n; j++) {
             const struct docker_container *c = &obs.v[j];
@@ -1270,15 +1525,43 @@ int reconcile_observe(struct reconciler *r, const char *app, struct reconcile_se
             if (!capp || !csvc || strcmp(capp, st->app) != 0 || strcmp(csvc, st->service) != 0)
                 continue;
             struct reconcile_instance *ri = &st->instances[st->n_instances++];
-            instance_fill(ri, c, have_tmpl ? &tmpl : NULL);
+            instance_fill(ri, c, t);
             bool running = c->state && strcmp(c->state, "running") == 0;
             st->running += running;
-            st->healthy += running; /* no probes yet: a running instance counts as healthy */
             st->updated += ri->revision == st->revision;
+            if (!running || t == NULL || t->health.kind == SPEC_PROBE_NONE)
+                continue;
+            if (t->health.kind != SPEC_PROBE_EXEC) {
+                const struct spec_port *sp =
+                    t->health.port_index >= 0 ? &t->ports[t->health.port_index] : NULL;
+                const char *host = NULL;
+                int port = 0;
+                if (sp == NULL ||
+                    !published(c, sp->container, sp->protocol == SPEC_PROTO_UDP ? "udp" : "tcp",
+                               &host, &port))
+                    continue;
+                ri->probe_host = orch_xstrdup(host);
+                ri->probe_port = port;
+            }
+            shots[nshots++] = (struct oneshot){ri, &t->health, c->created * 1000};
         }
-        if (have_tmpl)
-            spec_service_free(&tmpl);
     }
+    if (nshots > 0 && r->prober != NULL)
+        probe_once(r, shots, nshots);
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < v[i].n_instances; j++) {
+            const struct reconcile_instance *ri = &v[i].instances[j];
+            bool running = strcmp(ri->state, "running") == 0;
+            /* without a probe a running instance counts as healthy */
+            if (running && (strcmp(ri->health, "healthy") == 0 || strcmp(ri->health, "none") == 0))
+                v[i].healthy++;
+        }
+        if (have[i])
+            spec_service_free(&tmpls[i]);
+    }
+    free(shots);
+    free(have);
+    free(tmpls);
     docker_container_list_free(&obs);
     store_services_free(svcs, n);
     *out = v;
@@ -1295,6 +1578,7 @@ void reconcile_status_free(struct reconcile_service_status *v, size_t n)
             free(ri->name);
             free(ri->state);
             free(ri->health);
+            free(ri->probe_host);
             for (size_t k = 0; k < ri->n_endpoints; k++) {
                 free(ri->endpoint_names[k]);
                 free(ri->endpoints[k]);

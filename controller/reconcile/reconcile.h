@@ -50,6 +50,39 @@ struct reconcile_report {
 int reconcile_app(struct reconciler *r, const char *app, bool remove_volumes,
                   struct reconcile_report *report, struct orch_error *err);
 
+/* The same work in steps, for the daemon: a run keeps what it learnt about an app (backoff,
+ * crash counts, readiness, probes) across passes; each pass re-reads the store and the engine
+ * and takes the next safe step. give_up: a service that keeps failing without a rollout (only
+ * being kept running) ends the run as failed (a CLI command) instead of backing off forever
+ * (the daemon). */
+struct reconcile_run;
+struct reconcile_run *reconcile_run_new(struct reconciler *r, const char *app, bool give_up);
+void reconcile_run_free(struct reconcile_run *run);
+/* Borrowed. */
+const char *reconcile_run_app(const struct reconcile_run *run);
+
+struct reconcile_pass {
+    bool done; /* every service converged (and settled), nothing left to remove */
+    bool busy; /* the engine carried out actions: pass again at once */
+};
+int reconcile_run_pass(struct reconcile_run *run, struct reconcile_pass *out,
+                       struct orch_error *err);
+/* Records the rollouts of converged services and, for an app with no service left, removes its
+ * network (and with remove_volumes its volumes); fills *report. */
+int reconcile_run_finish(struct reconcile_run *run, bool remove_volumes,
+                         struct reconcile_report *report, struct orch_error *err);
+
+/* Runs the reconciler's loop for ms (probes and other handles keep running). */
+void reconciler_idle(struct reconciler *r, int64_t ms);
+
+/* The loop the reconciler runs its requests and probes on (borrowed), for the daemon's own
+ * handles. */
+struct uv_loop_s *reconciler_loop(struct reconciler *r);
+/* The Docker client (borrowed). */
+struct docker_client *reconciler_docker(struct reconciler *r);
+/* True once after any probe verdict changed (the flag is cleared). */
+bool reconciler_take_health_changed(struct reconciler *r);
+
 /* Observed state of one service, for status and get. */
 struct reconcile_instance {
     char *id;
@@ -60,6 +93,8 @@ struct reconcile_instance {
     char **endpoint_names; /* port names, parallel to endpoints */
     char **endpoints;      /* "127.0.0.1:49153" */
     size_t n_endpoints;
+    char *probe_host; /* internal: where its probe connects */
+    int probe_port;
 };
 
 struct reconcile_service_status {

@@ -259,6 +259,52 @@ class EngineTest(OrchTestCase):
         self.assertIn("giving up", r.err)
         self.assertLess(time.monotonic() - t0, 90)
 
+    HEALTH = "    health: {http: /healthz, interval: 300ms, timeout: 500ms, retries: 2}\n"
+
+    def test_health_gates_apply_and_unhealthy_revision_rolls_back(self):
+        app = self.app("health")
+        good = self.write("good.yaml", spec(app, 2, web_extra=self.HEALTH))
+        self.ok("apply", good)
+        st = self.ok("status", f"{app}/web", "-o", "json").json()
+        self.assertEqual([i["health"] for i in st["instances"]], ["healthy", "healthy"])
+        self.assertEqual(st["replicas"]["healthy"], 2)
+        before = {c["Id"] for c in self.running(app, "web")}
+        # a revision whose instances run but never pass their probe: the deadline fails it
+        bad = self.write("bad.yaml", spec(app, 2, web_extra=self.HEALTH +
+                                          "    env: {DEMO_UNHEALTHY: '1'}\n"
+                                          ).replace("deadline: 30s", "deadline: 5s"))
+        r = self.orch("apply", bad)
+        self.assertEqual(r.code, 1, r)
+        self.assertIn("no progress", r.err)
+        self.assertEqual({c["Id"] for c in self.running(app, "web")}, before)
+        st = self.ok("status", f"{app}/web", "-o", "json").json()
+        self.assertEqual(st["replicas"]["healthy"], 2)
+
+    def test_unhealthy_instance_is_replaced(self):
+        app = self.app("unhealthy")
+        path = self.write("s.yaml", spec(app, 2, web_extra=self.HEALTH))
+        self.ok("apply", path)
+        st = self.ok("status", f"{app}/web", "-o", "json").json()
+        victim = st["instances"][0]
+        http_get(victim["endpoints"]["http"], "/admin/unhealthy")
+        st = self.ok("status", f"{app}/web", "-o", "json").json()
+        by_id = {i["id"]: i["health"] for i in st["instances"]}
+        self.assertEqual(by_id[victim["id"]], "unhealthy")
+        self.ok("apply", path)
+        ids = {c["Id"] for c in self.running(app, "web")}
+        self.assertEqual(len(ids), 2)
+        self.assertNotIn(victim["id"], ids)
+        st = self.ok("status", f"{app}/web", "-o", "json").json()
+        self.assertEqual([i["health"] for i in st["instances"]], ["healthy", "healthy"])
+
+    def test_exec_probe(self):
+        app = self.app("exec")
+        path = self.write("s.yaml", spec(app, 1, web_extra='    health: {exec: ["/orch-demo", '
+                                         '"probe"], interval: 300ms, timeout: 2s}\n'))
+        self.ok("apply", path)
+        st = self.ok("status", f"{app}/web", "-o", "json").json()
+        self.assertEqual(st["instances"][0]["health"], "healthy")
+
     def test_image_update_replaces_instances(self):
         app = self.app("update")
         path = self.write("s.yaml", spec(app, 3))
