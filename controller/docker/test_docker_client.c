@@ -512,7 +512,7 @@ static void test_statuses_and_limits(void **state)
     assert_int_equal(
         docker_container_create(e.client, "x", &spec, &id1, docker_sync_done, &never, &err),
         -ORCH_E_INVALID);
-    assert_int_equal(docker_container_stop(e.client, "c1", -1, docker_sync_done, &never, &err),
+    assert_int_equal(docker_container_stop(e.client, "c1", -2, docker_sync_done, &never, &err),
                      -ORCH_E_INVALID);
     uv_run(&e.loop, UV_RUN_NOWAIT);
     assert_false(never.done);
