@@ -27,6 +27,11 @@ void orch_log_progress_end(void)
     progress_open = false;
 }
 
+enum orch_log_format orch_log_current_format(void)
+{
+    return log_format;
+}
+
 void orch_log_setup(enum orch_log_level min, enum orch_log_format format, bool timestamps)
 {
     log_min = min;

@@ -12,6 +12,9 @@ void orch_log_setup(enum orch_log_level min, enum orch_log_format format, bool t
 void orch_log(enum orch_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* The format set by orch_log_setup. */
+enum orch_log_format orch_log_current_format(void);
+
 /* A progress line. On a terminal (plain format) it replaces the previous progress line in place,
  * so a rollout reads as one live line per step; elsewhere (CI logs, JSON) it is an ordinary info
  * line. The next orch_log line or orch_log_progress_end() keeps the last one on screen. */

@@ -70,6 +70,22 @@ int cli_service_resolve(struct store *s, const char *ref, char **app_out, char *
  * later command or a daemon (what they do anyway when a daemon runs). */
 bool cli_no_converge(void);
 
+/* True when this command only records the desired state: a daemon runs on the state dir (it
+ * converges), or ORCH_NO_CONVERGE=1. Says so on stderr once. */
+bool cli_record_only(struct cli_ctx *ctx);
+
+/* What --wait follows: one service and the revision it should reach. */
+struct cli_wait_target {
+    const char *app;
+    const char *service;
+    int64_t revision;   /* the desired revision after the change */
+    int64_t rollout_id; /* its new rollout (0: none; then wait for the status to converge) */
+};
+/* Follows the daemon's work on targets until each converged, rolled back or failed, or the
+ * timeout (0: none) passed; progress lines on stderr. Returns the exit code. */
+int cli_wait(struct store *s, const struct cli_wait_target *t, size_t n, int64_t since_wall_ms,
+             int64_t timeout_ms);
+
 /* Connects to the engine (exit 3 if it does not answer) for a command that will converge. */
 struct reconciler;
 int cli_reconciler_open(struct store *s, int64_t timeout_ms, struct reconciler **out,

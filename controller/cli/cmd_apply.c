@@ -229,6 +229,36 @@ static void print_applied(const struct desired_diff *d)
     }
 }
 
+/* --wait with a daemon: follow every service the apply touched (new revisions by their
+ * rollout, the rest until the daemon reports them converged). */
+static int wait_for_daemon(struct store *s, const struct desired_diff *d, int64_t since_ms,
+                           int64_t timeout_ms)
+{
+    struct cli_wait_target *t = orch_xcalloc(d->n + 1, sizeof(*t));
+    size_t n = 0;
+    for (size_t i = 0; i < d->n; i++) {
+        const struct desired_change *c = &d->v[i];
+        if (c->kind == DESIRED_PRUNE)
+            continue;
+        t[n].app = d->app;
+        t[n].service = c->service;
+        t[n].revision = c->kind == DESIRED_UNCHANGED ? c->from_revision : c->to_revision;
+        struct store_rollout ro;
+        struct orch_error e = {0};
+        if ((c->kind == DESIRED_CREATE || c->kind == DESIRED_REVISION) &&
+            store_rollout_latest(s, d->app, c->service, &ro, &e) == 0) {
+            t[n].rollout_id = ro.id;
+            store_rollout_free(&ro);
+        }
+        n++;
+    }
+    int rc = cli_wait(s, t, n, since_ms, timeout_ms);
+    if (rc == ORCH_EXIT_OK)
+        printf("%s: converged\n", d->app);
+    free(t);
+    return rc;
+}
+
 static int run_apply(struct cli_ctx *ctx, int argc, char **argv, bool is_diff)
 {
     const char *verb = is_diff ? "diff" : "apply";
@@ -274,8 +304,10 @@ static int run_apply(struct cli_ctx *ctx, int argc, char **argv, bool is_diff)
         goto out;
     }
 
-    /* The engine must answer before anything is stored: exit 3 then changes nothing. */
-    if (!cli_no_converge()) {
+    /* The engine must answer before anything is stored: exit 3 then changes nothing. With a
+     * daemon on the state dir, it converges: this command records and returns (or waits). */
+    bool record_only = cli_record_only(ctx);
+    if (!record_only) {
         rc = cli_reconciler_open(s, a.timeout_ms, &rec, &err);
         if (rc < 0)
             goto fail;
@@ -290,7 +322,13 @@ static int run_apply(struct cli_ctx *ctx, int argc, char **argv, bool is_diff)
         goto fail;
     print_applied(&d);
     fflush(stdout);
-    rc = rec ? cli_converge(rec, app.app, false) : ORCH_EXIT_OK;
+    if (rec != NULL) {
+        rc = cli_converge(rec, app.app, false);
+    } else if (a.wait) {
+        rc = wait_for_daemon(s, &d, opts.now_ms, a.timeout_ms);
+    } else {
+        rc = ORCH_EXIT_OK;
+    }
     goto out;
 
 fail:

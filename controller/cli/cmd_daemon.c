@@ -1,19 +1,71 @@
-/* `orch daemon`: the long-running controller. */
+/* `orch daemon`: parses the daemon's options and runs it on the state dir. */
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "base/log.h"
 #include "cli.h"
+#include "reconcile/daemon.h"
 
 const char cli_usage_daemon[] =
     "Usage: orch daemon [--dns ADDR|off] [--dns-ttl DUR] [--domain NAME] [--resync DUR]\n\n"
-    "Runs the controller: keeps every app converged, replaces failed instances and serves the\n"
-    "DNS registry of healthy endpoints (default 127.0.0.1:8600, zone orch.).\n";
+    "Runs the controller in the foreground: keeps every app of the state dir converged,\n"
+    "replaces instances that exit, disappear or stay unhealthy (with exponential backoff for\n"
+    "crash loops), and finishes rollouts that CLI commands record. One daemon per state dir;\n"
+    "while it runs, apply/scale/delete/rollout undo record the desired state and return (or\n"
+    "follow the rollout with --wait). SIGTERM or SIGINT stops it and leaves the containers\n"
+    "running; a restarted daemon adopts them.\n\n"
+    "Options:\n"
+    "  --resync DUR     reconcile every app at least this often (default 10s)\n"
+    "  --dns ADDR|off   DNS registry listener (default 127.0.0.1:8600; not built yet)\n"
+    "  --dns-ttl DUR    TTL of DNS answers (default 5s)\n"
+    "  --domain NAME    DNS zone (default orch.)\n"
+    "Logs go to stderr, one line per event; --log-format json gives JSON lines.\n";
 
 int cli_cmd_daemon(struct cli_ctx *ctx, int argc, char **argv)
 {
-    (void)ctx;
-    if (argc > 1 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0))
-        return cli_print_help(cli_usage_daemon);
-    fprintf(stderr, "orch daemon: not yet implemented\n");
-    return ORCH_EXIT_INVALID;
+    static const struct option long_opts[] = {
+        {"resync", required_argument, NULL, 'r'},  {"dns", required_argument, NULL, 'd'},
+        {"dns-ttl", required_argument, NULL, 't'}, {"domain", required_argument, NULL, 'z'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+    };
+    struct daemon_options opts = {.resync_ms = 10000};
+    optind = 0;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", long_opts, NULL)) != -1) {
+        switch (c) {
+        case 'r':
+            if (spec_parse_duration(optarg, &opts.resync_ms) < 0 || opts.resync_ms < 100)
+                return cli_usage_error("daemon",
+                                       "--resync: '%s' is not a duration of at least "
+                                       "100ms",
+                                       optarg);
+            break;
+        case 'd':
+        case 't':
+        case 'z':
+            /* accepted for forward compatibility; the DNS registry is not built yet */
+            break;
+        case 'h':
+            return cli_print_help(cli_usage_daemon);
+        case ':':
+            return cli_usage_error("daemon", "option '%s' needs a value", argv[optind - 1]);
+        default:
+            return cli_usage_error("daemon", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("daemon", "unexpected argument '%s'", argv[optind]);
+
+    struct orch_error err = {0};
+    struct store *s = NULL;
+    if (cli_store_open(ctx, &s, &err) < 0)
+        return cli_report(&err);
+    orch_log_setup(ORCH_LOG_INFO, orch_log_current_format(), true);
+    int rc = daemon_run(s, &opts, &err);
+    store_close(s);
+    if (rc < 0)
+        return cli_report(&err);
+    return ORCH_EXIT_OK;
 }

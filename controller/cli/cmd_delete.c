@@ -120,7 +120,7 @@ int cli_cmd_delete(struct cli_ctx *ctx, int argc, char **argv)
             free(sv);
         }
     }
-    if (rc == 0 && !cli_no_converge())
+    if (rc == 0 && !cli_record_only(ctx))
         rc = cli_reconciler_open(s, 0, &rec, &err);
     if (rc == 0)
         rc = store_begin(s, &err);

@@ -50,7 +50,7 @@ int cli_cmd_scale(struct cli_ctx *ctx, int argc, char **argv)
         args[i].replicas = atoi(eq + 1);
         rc = cli_service_resolve(s, ref, &args[i].app, &args[i].svc, &err);
     }
-    if (rc == 0 && !cli_no_converge())
+    if (rc == 0 && !cli_record_only(ctx))
         rc = cli_reconciler_open(s, 0, &rec, &err);
     if (rc == 0)
         rc = store_begin(s, &err);

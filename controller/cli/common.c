@@ -14,6 +14,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "cli.h"
+#include "reconcile/daemon.h"
 #include "reconcile/reconcile.h"
 
 int cli_report(const struct orch_error *err)
@@ -242,6 +243,98 @@ void cli_table_free(struct cli_table *t)
         free(t->cells[i]);
     free(t->cells);
     memset(t, 0, sizeof(*t));
+}
+
+bool cli_record_only(struct cli_ctx *ctx)
+{
+    if (cli_no_converge())
+        return true;
+    pid_t pid = 0;
+    if (!daemon_is_running(ctx->state_dir, &pid))
+        return false;
+    orch_log(ORCH_LOG_INFO, "orch daemon (pid %ld) runs on %s: it converges", (long)pid,
+             ctx->state_dir);
+    return true;
+}
+
+int cli_wait(struct store *s, const struct cli_wait_target *t, size_t n, int64_t since_wall_ms,
+             int64_t timeout_ms)
+{
+    int64_t start = orch_now_mono_ms();
+    int worst = ORCH_EXIT_OK;
+    bool *done = orch_xcalloc(n + 1, sizeof(*done));
+    char **lines = orch_xcalloc(n + 1, sizeof(char *));
+    size_t left = n;
+    while (left > 0) {
+        for (size_t i = 0; i < n; i++) {
+            if (done[i])
+                continue;
+            struct orch_error err = {0};
+            int outcome = -1; /* -1: not yet */
+            struct store_rollout ro = {0};
+            bool have_ro = t[i].rollout_id > 0 &&
+                           store_rollout_latest(s, t[i].app, t[i].service, &ro, &err) == 0;
+            struct store_status st = {0};
+            bool have_st = store_status_get(s, t[i].app, t[i].service, &st, &err) == 0;
+            if (have_ro && ro.id == t[i].rollout_id) {
+                if (ro.state == STORE_ROLLOUT_COMPLETE)
+                    outcome = ORCH_EXIT_OK;
+                else if (ro.state == STORE_ROLLOUT_FAILED)
+                    outcome = ORCH_EXIT_FAILED;
+                else if (ro.state == STORE_ROLLOUT_ROLLED_BACK && have_st && st.converged &&
+                         st.revision != t[i].revision)
+                    outcome = ORCH_EXIT_ROLLED_BACK;
+                if (outcome > 0)
+                    fprintf(stderr, "orch: %s/%s: %s\n", t[i].app, t[i].service, ro.message);
+            } else if (have_ro && ro.id != t[i].rollout_id) {
+                outcome = ORCH_EXIT_OK; /* superseded by a newer change: not ours to follow */
+            } else if (t[i].rollout_id == 0 && have_st && st.observed_ms >= since_wall_ms &&
+                       st.converged && st.revision == t[i].revision) {
+                outcome = ORCH_EXIT_OK;
+            }
+            if (have_st) {
+                _cleanup_free_ char *line = orch_xasprintf(
+                    "%s/%s: %d/%d updated, %d healthy, revision %lld", t[i].app, t[i].service,
+                    st.updated, st.desired, st.healthy, (long long)st.revision);
+                if (lines[i] == NULL || strcmp(lines[i], line) != 0) {
+                    orch_log_progress("%s", line);
+                    free(lines[i]);
+                    lines[i] = orch_steal(&line);
+                }
+            }
+            if (have_ro)
+                store_rollout_free(&ro);
+            if (have_st)
+                store_status_free(&st);
+            struct store_service row;
+            int q = store_service_get(s, t[i].app, t[i].service, &row, &err);
+            if (q == 0)
+                store_service_free(&row);
+            else if (q == -ORCH_E_NOTFOUND)
+                outcome = ORCH_EXIT_OK; /* deleted meanwhile */
+            if (outcome >= 0) {
+                done[i] = true;
+                left--;
+                if (outcome > worst)
+                    worst = outcome;
+            }
+        }
+        if (left == 0)
+            break;
+        if (timeout_ms > 0 && orch_now_mono_ms() - start > timeout_ms) {
+            orch_log_progress_end();
+            fprintf(stderr, "orch: timed out waiting; the daemon goes on with the rollout\n");
+            worst = ORCH_EXIT_TIMEOUT;
+            break;
+        }
+        usleep(200 * 1000);
+    }
+    orch_log_progress_end();
+    for (size_t i = 0; i < n; i++)
+        free(lines[i]);
+    free(lines);
+    free(done);
+    return worst;
 }
 
 bool cli_no_converge(void)

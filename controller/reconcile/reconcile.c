@@ -34,6 +34,7 @@ struct reconciler {
     int64_t timeout_ms;
     bool progress;
     struct health_prober *prober;
+    char *state_id;      /* orch.state of the containers of this state dir */
     bool health_changed; /* a probe verdict changed since the flag was last cleared */
 };
 
@@ -69,6 +70,13 @@ int reconciler_new(struct store *s, const struct reconcile_options *opts, struct
         free(r);
         return orch_fail(err, ORCH_E_ENV, 0, "cannot create an event loop: %s", uv_strerror(rc));
     }
+    r->state_id = store_state_id(s, err);
+    if (r->state_id == NULL) {
+        uv_loop_close(&r->loop);
+        free(r->publish_address);
+        free(r);
+        return -(int)err->code;
+    }
     rc = docker_endpoint_from_env(&r->ep, err);
     if (rc == 0)
         rc = docker_client_new(&r->loop, &r->ep, NULL, &r->dc, err);
@@ -103,12 +111,18 @@ void reconciler_free(struct reconciler *r)
     uv_loop_close(&r->loop);
     docker_endpoint_free(&r->ep);
     free(r->publish_address);
+    free(r->state_id);
     free(r);
 }
 
 struct store *reconciler_store(struct reconciler *r)
 {
     return r->store;
+}
+
+const char *reconciler_state_id(const struct reconciler *r)
+{
+    return r->state_id;
 }
 
 uv_loop_t *reconciler_loop(struct reconciler *r)
@@ -130,14 +144,17 @@ bool reconciler_take_health_changed(struct reconciler *r)
 
 /* ---- observation ------------------------------------------------------------------------ */
 
+/* The containers of this state dir (orch.state) for one app or all: containers of other state
+ * dirs on the same engine, or without orch.app, are never seen and so never touched. */
 static int observe_list(struct reconciler *r, const char *app, struct docker_container_list *out,
                         struct orch_error *err)
 {
     _cleanup_free_ char *label =
         app ? orch_xasprintf("orch.app=%s", app) : orch_xstrdup("orch.app");
-    const char *labels[] = {label};
+    _cleanup_free_ char *state = orch_xasprintf("orch.state=%s", r->state_id);
+    const char *labels[] = {label, state};
     struct docker_sync s = {0};
-    int rc = docker_containers_list(r->dc, labels, 1, out, docker_sync_done, &s, err);
+    int rc = docker_containers_list(r->dc, labels, 2, out, docker_sync_done, &s, err);
     if (rc < 0)
         return rc;
     return run_sync(r, &s, 1, err);
@@ -188,6 +205,12 @@ struct svc_run {
     int64_t rollback_rollout_id; /* the rollout that was rolled back, while rolling back */
     int64_t rollback_target;     /* the revision we rolled back to */
     char line[256];              /* last progress line printed */
+    char waiting_for[64];        /* the dependency it waits for, "" for none */
+    struct plan_counts counts;   /* as of the last pass */
+    bool have_written;           /* status row written by this run */
+    struct plan_counts written;  /* what it said */
+    bool written_converged;
+    int64_t written_revision;
 };
 
 struct reconcile_run {
@@ -197,6 +220,7 @@ struct reconcile_run {
     int64_t start_ms;
     int64_t start_wall_ms;
     int64_t quiet_since; /* when orphans were last seen gone (0: some are left) */
+    bool empty;          /* last pass: no service desired and no container left */
     struct svc_run *svcs;
     size_t n;
     struct ready_mark *ready;
@@ -516,6 +540,7 @@ static void create_spec_build(struct reconcile_run *run, struct svc_run *s,
     docker_kvs_add(&c->labels, "orch.app", run->app);
     docker_kvs_add(&c->labels, "orch.service", s->name);
     docker_kvs_add(&c->labels, "orch.revision", rev);
+    docker_kvs_add(&c->labels, "orch.state", run->r->state_id);
     for (size_t i = 0; i < t->ports_len; i++) {
         ports[i].port = t->ports[i].container;
         ports[i].protocol = t->ports[i].protocol == SPEC_PROTO_UDP ? "udp" : "tcp";
@@ -1052,6 +1077,7 @@ static int pass_service(struct reconcile_run *run, struct batch *b, struct svc_r
     };
     struct plan_counts counts;
     plan_counts_compute(&want, inst, n, now, &counts);
+    s->counts = counts;
 
     int rc = 0;
     struct plan p = {0};
@@ -1059,8 +1085,9 @@ static int pass_service(struct reconcile_run *run, struct batch *b, struct svc_r
         note_crashes(run, s, new_exits, "exited", now);
     bool in_rollout = s->has_rollout || s->rolled_back;
     if (s->crashes >= RECONCILE_CRASH_LIMIT && (in_rollout || run->give_up)) {
-        _cleanup_free_ char *why =
-            orch_xasprintf("crash loop: instances exited or failed to start %d times", s->crashes);
+        _cleanup_free_ char *why = orch_xasprintf(
+            "crash loop: instances exited, failed to start or turned unhealthy %d times",
+            s->crashes);
         s->crashes = 0;
         rc = rollout_fail(run, s, why, err);
         goto out;
@@ -1093,8 +1120,26 @@ static int pass_service(struct reconcile_run *run, struct batch *b, struct svc_r
         if (rc < 0)
             goto out;
     }
-    /* While backing off, nothing new is started; removals go on. */
+    /* While backing off, nothing new is started; removals go on. Nor while a service this
+     * one depends on is not converged and healthy (depends_on). */
     bool in_backoff = now < s->backoff_until_ms;
+    const char *waiting_for = NULL;
+    for (size_t i = 0; i < t->depends_on_len && waiting_for == NULL; i++) {
+        const struct svc_run *dep = NULL;
+        for (size_t j = 0; j < run->n; j++)
+            if (run->svcs[j].present && strcmp(run->svcs[j].name, t->depends_on[i]) == 0)
+                dep = &run->svcs[j];
+        if (dep == NULL || !dep->settled || dep->failed)
+            waiting_for = t->depends_on[i];
+    }
+    if (waiting_for != NULL && creates) {
+        in_backoff = true;
+        if (run->r->progress && strcmp(s->waiting_for, waiting_for) != 0)
+            orch_log(ORCH_LOG_INFO, "%s/%s: waiting for %s to be healthy (depends_on)", run->app,
+                     s->name, waiting_for);
+    }
+    snprintf(s->waiting_for, sizeof(s->waiting_for), "%s", waiting_for ? waiting_for : "");
+    int unhealthy_removed = 0;
     for (size_t i = 0; i < p.n; i++) {
         const struct plan_action *a = &p.v[i];
         switch (a->kind) {
@@ -1114,11 +1159,17 @@ static int pass_service(struct reconcile_run *run, struct batch *b, struct svc_r
                 if (strcmp(inst[j].id, a->id) == 0)
                     name = inst[j].name;
             op_remove(run, b, s, a->id, name, t->update.stop_grace_ms);
+            if (a->revision == s->row.revision && strcmp(a->reason, "unhealthy") == 0)
+                unhealthy_removed++;
             break;
         }
         }
         *acted = true;
     }
+    /* an instance of the new revision that never got (or stayed) healthy counts like a crash:
+     * replacements back off, and enough of them fail the rollout */
+    if (unhealthy_removed > 0)
+        note_crashes(run, s, unhealthy_removed, "unhealthy", now);
     s->settled = p.n == 0 && plan_counts_converged(&counts);
     if (!s->settled)
         s->settled_since_ms = 0;
@@ -1319,7 +1370,79 @@ int reconcile_run_pass(struct reconcile_run *run, struct reconcile_pass *out,
         done = false;
     out->busy = b.succeeded > 0;
     out->done = done && !out->busy;
+    run->empty = n_present == 0 && orphans == 0;
     return 0;
+}
+
+bool reconcile_run_is_empty(const struct reconcile_run *run)
+{
+    return run->empty;
+}
+
+int reconciler_container_apps(struct reconciler *r, struct orch_strv *out, struct orch_error *err)
+{
+    struct docker_container_list obs = {0};
+    int rc = observe_list(r, NULL, &obs, err);
+    for (size_t i = 0; rc == 0 && i < obs.n; i++) {
+        const char *app = docker_kvs_get(&obs.v[i].labels, "orch.app");
+        if (app != NULL && orch_is_dns_label(app, SPEC_NAME_MAX) && !orch_strv_contains(out, app))
+            orch_strv_push(out, app);
+    }
+    docker_container_list_free(&obs);
+    return rc;
+}
+
+int reconcile_run_write_status(struct reconcile_run *run, struct orch_error *err)
+{
+    struct reconciler *r = run->r;
+    int64_t now = orch_now_mono_ms();
+    bool began = false;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < run->n; i++) {
+        struct svc_run *s = &run->svcs[i];
+        if (!s->present)
+            continue;
+        bool converged = !s->failed && s->settled && s->settled_since_ms != 0 &&
+                         now - s->settled_since_ms >= RECONCILE_SETTLE_MS;
+        if (s->have_written && converged == s->written_converged &&
+            s->written_revision == s->row.revision &&
+            memcmp(&s->written, &s->counts, sizeof(s->counts)) == 0)
+            continue;
+        if (!began) {
+            rc = store_begin(r->store, err);
+            if (rc < 0)
+                return rc;
+            began = true;
+        }
+        struct store_status st = {
+            .app = run->app,
+            .service = s->name,
+            .observed_ms = orch_now_wall_ms(),
+            .revision = s->row.revision,
+            .desired = s->row.replicas,
+            .running = s->counts.running,
+            .healthy = s->counts.ready,
+            .updated = s->counts.updated,
+            .converged = converged,
+            .message = s->failed        ? "failed"
+                       : s->rolled_back ? "rolled back"
+                                        : "",
+        };
+        rc = store_status_put(r->store, &st, err);
+        if (rc == 0) {
+            s->have_written = true;
+            s->written = s->counts;
+            s->written_converged = converged;
+            s->written_revision = s->row.revision;
+        }
+    }
+    if (began) {
+        if (rc == 0)
+            rc = store_commit(r->store, err);
+        else
+            store_rollback(r->store);
+    }
+    return rc;
 }
 
 int reconcile_run_finish(struct reconcile_run *run, bool remove_volumes,

@@ -67,10 +67,21 @@ struct reconcile_pass {
 };
 int reconcile_run_pass(struct reconcile_run *run, struct reconcile_pass *out,
                        struct orch_error *err);
+/* Writes what the last pass observed of each service to the store (service_status) when it
+ * changed, so other processes (apply --wait) can follow. */
+int reconcile_run_write_status(struct reconcile_run *run, struct orch_error *err);
+
 /* Records the rollouts of converged services and, for an app with no service left, removes its
  * network (and with remove_volumes its volumes); fills *report. */
 int reconcile_run_finish(struct reconcile_run *run, bool remove_volumes,
                          struct reconcile_report *report, struct orch_error *err);
+
+/* True when the last pass found no desired service and no container of the app. */
+bool reconcile_run_is_empty(const struct reconcile_run *run);
+
+/* The apps that have containers on the engine (distinct orch.app labels). */
+struct orch_strv;
+int reconciler_container_apps(struct reconciler *r, struct orch_strv *out, struct orch_error *err);
 
 /* Runs the reconciler's loop for ms (probes and other handles keep running). */
 void reconciler_idle(struct reconciler *r, int64_t ms);
@@ -78,6 +89,8 @@ void reconciler_idle(struct reconciler *r, int64_t ms);
 /* The loop the reconciler runs its requests and probes on (borrowed), for the daemon's own
  * handles. */
 struct uv_loop_s *reconciler_loop(struct reconciler *r);
+/* The identity of the state dir its containers carry as orch.state (borrowed). */
+const char *reconciler_state_id(const struct reconciler *r);
 /* The Docker client (borrowed). */
 struct docker_client *reconciler_docker(struct reconciler *r);
 /* True once after any probe verdict changed (the flag is cleared). */

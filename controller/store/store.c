@@ -107,6 +107,27 @@ static const char *const migrations[] = {
     "CREATE INDEX events_by_service ON events(app, service, id);"
     "PRAGMA application_id = 1869767528;"
     "PRAGMA user_version = 1;",
+    /* 1 -> 2: what the daemon last observed of each service, so `apply --wait` and friends can
+     * follow its work from another process. */
+    "CREATE TABLE service_status ("
+    "  app TEXT NOT NULL,"
+    "  service TEXT NOT NULL,"
+    "  observed_ms INTEGER NOT NULL,"
+    "  revision INTEGER NOT NULL,"
+    "  desired INTEGER NOT NULL,"
+    "  running INTEGER NOT NULL,"
+    "  healthy INTEGER NOT NULL,"
+    "  updated INTEGER NOT NULL,"
+    "  converged INTEGER NOT NULL CHECK (converged IN (0, 1)),"
+    "  message TEXT NOT NULL DEFAULT '',"
+    "  PRIMARY KEY (app, service),"
+    "  FOREIGN KEY (app, service) REFERENCES services(app, name) ON DELETE CASCADE"
+    ") WITHOUT ROWID;"
+    /* A random identity of this state dir: its containers carry it (orch.state), so two state
+     * dirs on one engine never take each other's containers for their own. */
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO meta (key, value) VALUES ('state_id', lower(hex(randomblob(8))));"
+    "PRAGMA user_version = 2;",
 };
 _Static_assert(ORCH_ARRAY_LEN(migrations) == STORE_SCHEMA_VERSION,
                "one migration step per schema version");
@@ -1099,4 +1120,78 @@ void store_events_free(struct store_event *v, size_t n)
         free(v[i].message);
     }
     free(v);
+}
+
+/* ---- observed status ---- */
+
+int store_status_put(struct store *s, const struct store_status *st, struct orch_error *err)
+{
+    return db_exec(s, "put service status",
+                   "INSERT INTO service_status (app, service, observed_ms, revision, desired,"
+                   " running, healthy, updated, converged, message)"
+                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                   " ON CONFLICT (app, service) DO UPDATE SET observed_ms = ?3, revision = ?4,"
+                   " desired = ?5, running = ?6, healthy = ?7, updated = ?8, converged = ?9,"
+                   " message = ?10",
+                   DB_ARGS(ARG_TEXT(st->app), ARG_TEXT(st->service), ARG_INT(st->observed_ms),
+                           ARG_INT(st->revision), ARG_INT(st->desired), ARG_INT(st->running),
+                           ARG_INT(st->healthy), ARG_INT(st->updated), ARG_INT(st->converged),
+                           ARG_TEXT(st->message ? st->message : "")),
+                   NULL, err);
+}
+
+int store_status_get(struct store *s, const char *app, const char *service,
+                     struct store_status *out, struct orch_error *err)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    int rc = db_prepare(s, "get service status",
+                        "SELECT app, service, observed_ms, revision, desired, running, healthy,"
+                        " updated, converged, message FROM service_status"
+                        " WHERE app = ?1 AND service = ?2",
+                        DB_ARGS(ARG_TEXT(app), ARG_TEXT(service)), &st, err);
+    if (rc < 0)
+        return rc;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        return orch_fail(err, ORCH_E_NOTFOUND, 0, "no observed status of %s/%s", app, service);
+    if (rc != SQLITE_ROW)
+        return db_fail(s, "get service status", err);
+    *out = (struct store_status){
+        .app = col_str(st, 0),
+        .service = col_str(st, 1),
+        .observed_ms = sqlite3_column_int64(st, 2),
+        .revision = sqlite3_column_int64(st, 3),
+        .desired = sqlite3_column_int(st, 4),
+        .running = sqlite3_column_int(st, 5),
+        .healthy = sqlite3_column_int(st, 6),
+        .updated = sqlite3_column_int(st, 7),
+        .converged = sqlite3_column_int(st, 8) != 0,
+        .message = col_str(st, 9),
+    };
+    return 0;
+}
+
+void store_status_free(struct store_status *st)
+{
+    free(st->app);
+    free(st->service);
+    free(st->message);
+    memset(st, 0, sizeof(*st));
+}
+
+char *store_state_id(struct store *s, struct orch_error *err)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    if (db_prepare(s, "read state id", "SELECT value FROM meta WHERE key = 'state_id'", DB_ARGS(),
+                   &st, err) < 0)
+        return NULL;
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        if (rc == SQLITE_DONE)
+            orch_fail(err, ORCH_E_DB, 0, "%s has no state id", s->path);
+        else
+            db_fail(s, "read state id", err);
+        return NULL;
+    }
+    return col_str(st, 0);
 }

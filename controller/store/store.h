@@ -14,7 +14,7 @@
 #include "../base/error.h"
 
 #define STORE_DB_NAME "orch.db"
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 struct store;
 
@@ -185,5 +185,29 @@ int store_event_add(struct store *s, const char *app, const char *service, const
 int store_events_list(struct store *s, const char *app, const char *service, size_t limit,
                       struct store_event **out, size_t *n, struct orch_error *err);
 void store_events_free(struct store_event *v, size_t n);
+
+/* The random identity of this state dir (16 hex digits), made when the database was created:
+ * new string, or NULL with *err filled. */
+char *store_state_id(struct store *s, struct orch_error *err);
+
+/* ---- observed status: what the daemon last saw of each service ---- */
+struct store_status {
+    char *app;
+    char *service;
+    int64_t observed_ms; /* wall clock */
+    int64_t revision;    /* the desired revision it was driving */
+    int desired;
+    int running;
+    int healthy;
+    int updated;
+    bool converged; /* every instance of that revision healthy, nothing else left */
+    char *message;
+};
+/* Inserts or replaces the row of (app, service); the service must exist. */
+int store_status_put(struct store *s, const struct store_status *st, struct orch_error *err);
+/* 0 and *out filled, or -ORCH_E_NOTFOUND. */
+int store_status_get(struct store *s, const char *app, const char *service,
+                     struct store_status *out, struct orch_error *err);
+void store_status_free(struct store_status *st);
 
 #endif

@@ -201,6 +201,55 @@ static void test_open_migrates_empty_file(void **state)
     OK(store_integrity_check(f->s, E));
 }
 
+/* A version-1 database (as orch 0.1 wrote it, without service_status) is migrated to the
+ * current schema and keeps its data; observed status then round-trips. */
+static void test_migrates_v1_and_status(void **state)
+{
+    struct fixture *f = *state;
+    struct orch_error err = {0};
+    assert_int_equal(store_open(f->dir, &f->s, &err), 0);
+    OK(store_app_put(f->s, "shop", "", 1, E));
+    struct store_service svc = {.app = "shop", .name = "web", .replicas = 2, .spec_json = "{}"};
+    OK(store_service_put(f->s, &svc, E));
+    store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(tst_raw_exec(f->dir, "DROP TABLE service_status; PRAGMA user_version = 1"),
+                     SQLITE_OK);
+
+    assert_int_equal(store_open(f->dir, &f->s, &err), 0);
+    assert_int_equal(tst_raw_int(f->dir, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+    struct store_service got;
+    OK(store_service_get(f->s, "shop", "web", &got, E));
+    assert_int_equal(got.replicas, 2);
+    store_service_free(&got);
+
+    struct store_status st;
+    assert_int_equal(store_status_get(f->s, "shop", "web", &st, &err), -ORCH_E_NOTFOUND);
+    struct store_status put = {.app = "shop",
+                               .service = "web",
+                               .observed_ms = 5,
+                               .revision = 1,
+                               .desired = 2,
+                               .running = 2,
+                               .healthy = 1,
+                               .updated = 2,
+                               .converged = false,
+                               .message = "waiting"};
+    OK(store_status_put(f->s, &put, E));
+    put.healthy = 2;
+    put.converged = true;
+    put.message = NULL;
+    OK(store_status_put(f->s, &put, E));
+    OK(store_status_get(f->s, "shop", "web", &st, E));
+    assert_int_equal(st.healthy, 2);
+    assert_true(st.converged);
+    assert_string_equal(st.message, "");
+    store_status_free(&st);
+    /* the status goes with its service */
+    OK(store_service_delete(f->s, "shop", "web", E));
+    assert_int_equal(store_status_get(f->s, "shop", "web", &st, &err), -ORCH_E_NOTFOUND);
+}
+
 static void test_open_refuses_newer_schema(void **state)
 {
     struct fixture *f = *state;
@@ -208,7 +257,9 @@ static void test_open_refuses_newer_schema(void **state)
     assert_int_equal(store_open(f->dir, &f->s, &err), 0);
     store_close(f->s);
     f->s = NULL;
-    assert_int_equal(tst_raw_exec(f->dir, "PRAGMA user_version = 2"), SQLITE_OK);
+    char newer[64];
+    snprintf(newer, sizeof(newer), "PRAGMA user_version = %d", STORE_SCHEMA_VERSION + 1);
+    assert_int_equal(tst_raw_exec(f->dir, newer), SQLITE_OK);
 
     assert_int_equal(store_open(f->dir, &f->s, &err), -ORCH_E_ENV);
     assert_null(f->s);
@@ -218,7 +269,7 @@ static void test_open_refuses_newer_schema(void **state)
     assert_int_equal(store_open_readonly(f->dir, &f->s, &err), -ORCH_E_ENV);
     assert_non_null(strstr(err.msg, "upgrade orch"));
     /* Refusing must not have touched the file. */
-    assert_int_equal(tst_raw_int(f->dir, "PRAGMA user_version"), 2);
+    assert_int_equal(tst_raw_int(f->dir, "PRAGMA user_version"), STORE_SCHEMA_VERSION + 1);
 }
 
 static void test_open_refuses_foreign_database(void **state)
@@ -902,6 +953,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_creates_and_reopens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_through_symlink, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_migrates_empty_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrates_v1_and_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_refuses_newer_schema, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_refuses_foreign_database, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_unusable_dir, setup, teardown),

@@ -1,0 +1,380 @@
+/* The daemon's work queue and event sources. It owns the lock of the state dir, the signal,
+ * wake-up and event-stream handles, and one reconcile run per app; every change to Docker goes
+ * through reconcile_run_pass. Callbacks only mark apps dirty or set flags: passes run from the
+ * top of the loop, never from inside a libuv callback. */
+#include "daemon.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "base/log.h"
+#include "base/util.h"
+#include "docker/docker_client.h"
+#include "reconcile/reconcile.h"
+
+#define DAEMON_WAKE_MS 100  /* longest sleep between looks at the queue */
+#define DAEMON_RETRY_MS 250 /* an app that is not done is passed again after this */
+#define DAEMON_ENGINE_BACKOFF_MAX 30000
+
+struct app_entry {
+    char *name;
+    struct reconcile_run *run;
+    bool dirty;
+    int64_t next_ms; /* next pass due (INT64_MAX: only when dirty) */
+    bool done;       /* converged at the last pass */
+};
+
+struct daemon {
+    struct store *store;
+    struct reconciler *rec;
+    int64_t resync_ms;
+    struct app_entry *apps;
+    size_t n_apps;
+    bool stop;
+    uv_signal_t sigterm, sigint;
+    uv_timer_t wake;
+    bool handles_open;
+    struct docker_stream *events;
+    bool events_ended;
+    int64_t events_retry_ms;
+    int64_t engine_backoff_ms;
+};
+
+static char *lock_path(const char *state_dir)
+{
+    return orch_xasprintf("%s/daemon.lock", state_dir);
+}
+
+bool daemon_is_running(const char *state_dir, pid_t *pid)
+{
+    if (pid)
+        *pid = 0;
+    _cleanup_free_ char *path = lock_path(state_dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool held = flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+    if (held && pid) {
+        char buf[32] = {0};
+        if (read(fd, buf, sizeof(buf) - 1) > 0)
+            *pid = (pid_t)atol(buf);
+    }
+    close(fd);
+    return held;
+}
+
+/* The lock is held for the daemon's life; the kernel drops it when the process dies, so a
+ * SIGKILLed daemon never leaves a stale one. */
+static int lock_state_dir(const char *state_dir, int *fd_out, struct orch_error *err)
+{
+    _cleanup_free_ char *path = lock_path(state_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return orch_fail(err, ORCH_E_ENV, errno, "cannot open %s", path);
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+        char buf[32] = {0};
+        if (read(fd, buf, sizeof(buf) - 1) < 0)
+            buf[0] = '\0';
+        close(fd);
+        if (e == EWOULDBLOCK)
+            return orch_fail(err, ORCH_E_LOCKED, 0,
+                             "another orch daemon runs on %s (pid %ld); one per state dir",
+                             state_dir, atol(buf));
+        return orch_fail(err, ORCH_E_ENV, e, "cannot lock %s", path);
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)len, 0) != len) {
+        int e = errno;
+        close(fd);
+        return orch_fail(err, ORCH_E_ENV, e, "cannot write %s", path);
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+static struct app_entry *app_get(struct daemon *d, const char *name)
+{
+    for (size_t i = 0; i < d->n_apps; i++)
+        if (strcmp(d->apps[i].name, name) == 0)
+            return &d->apps[i];
+    d->apps = orch_xrealloc(d->apps, (d->n_apps + 1) * sizeof(*d->apps));
+    struct app_entry *a = &d->apps[d->n_apps++];
+    memset(a, 0, sizeof(*a));
+    a->name = orch_xstrdup(name);
+    a->run = reconcile_run_new(d->rec, name, false);
+    a->dirty = true;
+    return a;
+}
+
+static void app_drop(struct daemon *d, size_t i)
+{
+    reconcile_run_free(d->apps[i].run);
+    free(d->apps[i].name);
+    d->apps[i] = d->apps[--d->n_apps];
+}
+
+static void mark_all(struct daemon *d)
+{
+    for (size_t i = 0; i < d->n_apps; i++)
+        d->apps[i].dirty = true;
+}
+
+/* Every app the store knows, plus every app that still has containers (deleted ones must be
+ * cleaned up): one list call. */
+static int discover_apps(struct daemon *d, struct orch_error *err)
+{
+    struct store_app *apps = NULL;
+    size_t n = 0;
+    int rc = store_apps_list(d->store, &apps, &n, err);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        app_get(d, apps[i].name);
+    store_apps_free(apps, n);
+    struct orch_strv names = {0};
+    rc = reconciler_container_apps(d->rec, &names, err);
+    for (size_t i = 0; rc == 0 && i < names.n; i++)
+        app_get(d, names.v[i]);
+    orch_strv_free(&names);
+    mark_all(d);
+    return rc;
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct daemon *d = h->data;
+    orch_log(ORCH_LOG_INFO, "daemon: %s received; stopping (containers keep running)",
+             strsignal(signum));
+    d->stop = true;
+}
+
+static void on_wake(uv_timer_t *t)
+{
+    (void)t; /* only bounds how long uv_run(UV_RUN_ONCE) sleeps */
+}
+
+static void on_event(void *data, const struct docker_event *ev)
+{
+    struct daemon *d = data;
+    const char *app = docker_kvs_get(&ev->attributes, "orch.app");
+    if (app == NULL || d->stop)
+        return;
+    /* die, destroy, kill, oom, health_status...: any change of an instance of the app */
+    orch_log(ORCH_LOG_DEBUG, "event: %s %s %.12s (%s)", ev->type ? ev->type : "?",
+             ev->action ? ev->action : "?", ev->actor_id ? ev->actor_id : "", app);
+    struct app_entry *a = app_get(d, app);
+    a->dirty = true;
+}
+
+static void on_events_end(void *data, long status, const struct orch_error *err)
+{
+    struct daemon *d = data;
+    d->events = NULL;
+    d->events_ended = true;
+    if (!d->stop)
+        orch_log(ORCH_LOG_WARN, "daemon: the engine's event stream ended%s%s; reconnecting",
+                 err && err->msg[0] ? ": " : "", err ? err->msg : "");
+}
+
+static void events_start(struct daemon *d)
+{
+    _cleanup_free_ char *state = orch_xasprintf("orch.state=%s", reconciler_state_id(d->rec));
+    const char *labels[] = {"orch.app", state};
+    struct orch_error e = {0};
+    d->events_ended = false;
+    if (docker_events_watch(reconciler_docker(d->rec), labels, 2, on_event, on_events_end, d,
+                            &d->events, &e) < 0) {
+        orch_log(ORCH_LOG_WARN, "daemon: cannot watch engine events: %s", e.msg);
+        d->events = NULL;
+        d->events_ended = true;
+    }
+}
+
+/* The engine went away: wait for it with backoff (1 s doubling to 30 s), then resync. */
+static void engine_wait(struct daemon *d)
+{
+    int64_t backoff = 1000;
+    while (!d->stop) {
+        struct docker_sync s = {0};
+        struct orch_error e = {0};
+        if (docker_ping(reconciler_docker(d->rec), docker_sync_done, &s, &e) == 0 &&
+            docker_sync_wait(reconciler_docker(d->rec), &s, 1, &e) == 0) {
+            orch_log(ORCH_LOG_INFO, "daemon: the engine answers again; resyncing");
+            return;
+        }
+        orch_log(ORCH_LOG_WARN, "daemon: %s; retrying in %llds", e.msg,
+                 (long long)(backoff / 1000));
+        reconciler_idle(d->rec, backoff);
+        backoff = backoff * 2 > DAEMON_ENGINE_BACKOFF_MAX ? DAEMON_ENGINE_BACKOFF_MAX : backoff * 2;
+    }
+}
+
+static void close_handles(struct daemon *d)
+{
+    if (d->events != NULL) {
+        docker_stream_cancel(d->events);
+        d->events = NULL;
+    }
+    if (d->handles_open) {
+        uv_close((uv_handle_t *)&d->sigterm, NULL);
+        uv_close((uv_handle_t *)&d->sigint, NULL);
+        uv_close((uv_handle_t *)&d->wake, NULL);
+        d->handles_open = false;
+        uv_run(reconciler_loop(d->rec), UV_RUN_NOWAIT);
+    }
+}
+
+/* One pass of one app; returns a negative code only for the engine going away. */
+static int pass_app(struct daemon *d, struct app_entry *a, int64_t now)
+{
+    struct reconcile_pass pass;
+    struct orch_error e = {0};
+    a->dirty = false;
+    int rc = reconcile_run_pass(a->run, &pass, &e);
+    if (rc == 0)
+        rc = reconcile_run_write_status(a->run, &e);
+    if (rc < 0) {
+        if (e.code == ORCH_E_ENV)
+            return rc;
+        orch_log(ORCH_LOG_WARN, "%s: %s", a->name, e.msg);
+        a->next_ms = now + 1000;
+        return 0;
+    }
+    if (pass.done) {
+        struct reconcile_report rep;
+        if (!a->done) {
+            if (reconcile_run_finish(a->run, false, &rep, &e) < 0)
+                orch_log(ORCH_LOG_WARN, "%s: %s", a->name, e.msg);
+            else
+                orch_log(ORCH_LOG_INFO, "%s", rep.message);
+        }
+        a->done = true;
+        a->next_ms = INT64_MAX;
+    } else {
+        a->done = false;
+        a->next_ms = pass.busy ? now : now + DAEMON_RETRY_MS;
+    }
+    return 0;
+}
+
+int daemon_run(struct store *s, const struct daemon_options *opts, struct orch_error *err)
+{
+    int lock_fd = -1;
+    int rc = lock_state_dir(store_dir(s), &lock_fd, err);
+    if (rc < 0)
+        return rc;
+    signal(SIGPIPE, SIG_IGN);
+
+    struct daemon d = {.store = s,
+                       .resync_ms = opts && opts->resync_ms > 0 ? opts->resync_ms : 10000};
+    struct reconcile_options ro = {.progress = true};
+    /* the engine may not answer yet: wait for it like after a restart */
+    int64_t backoff = 1000;
+    for (;;) {
+        rc = reconciler_new(s, &ro, &d.rec, err);
+        if (rc == 0)
+            break;
+        if (rc != -ORCH_E_ENV) {
+            close(lock_fd);
+            return rc;
+        }
+        orch_log(ORCH_LOG_WARN, "daemon: %s; retrying in %llds", err->msg,
+                 (long long)(backoff / 1000));
+        sleep((unsigned)(backoff / 1000));
+        backoff = backoff * 2 > DAEMON_ENGINE_BACKOFF_MAX ? DAEMON_ENGINE_BACKOFF_MAX : backoff * 2;
+    }
+    orch_error_clear(err);
+    uv_loop_t *loop = reconciler_loop(d.rec);
+    uv_signal_init(loop, &d.sigterm);
+    uv_signal_init(loop, &d.sigint);
+    uv_timer_init(loop, &d.wake);
+    d.sigterm.data = d.sigint.data = d.wake.data = &d;
+    d.handles_open = true;
+    uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&d.sigint, on_signal, SIGINT);
+    uv_timer_start(&d.wake, on_wake, DAEMON_WAKE_MS, DAEMON_WAKE_MS);
+    orch_log(ORCH_LOG_INFO, "daemon: running on %s (pid %ld), resync every %llds", store_dir(s),
+             (long)getpid(), (long long)(d.resync_ms / 1000));
+
+    int64_t next_resync = 0;
+    int64_t data_version = store_data_version(s);
+    events_start(&d);
+    while (!d.stop) {
+        int64_t now = orch_now_mono_ms();
+        bool engine_down = false;
+        if (now >= next_resync) {
+            struct orch_error e = {0};
+            if (discover_apps(&d, &e) < 0) {
+                if (e.code == ORCH_E_ENV)
+                    engine_down = true;
+                else
+                    orch_log(ORCH_LOG_WARN, "daemon: %s", e.msg);
+            }
+            next_resync = now + d.resync_ms;
+        }
+        int64_t dv = store_data_version(s);
+        if (dv != data_version) {
+            /* a CLI command changed the desired state: look at every app now */
+            data_version = dv;
+            next_resync = 0;
+            continue;
+        }
+        if (reconciler_take_health_changed(d.rec))
+            mark_all(&d);
+        if (d.events_ended && now >= d.events_retry_ms) {
+            events_start(&d);
+            d.events_retry_ms = now + 2000;
+        }
+        for (size_t i = 0; !engine_down && !d.stop && i < d.n_apps; i++) {
+            struct app_entry *a = &d.apps[i];
+            if (!a->dirty && now < a->next_ms)
+                continue;
+            if (pass_app(&d, a, now) < 0)
+                engine_down = true;
+        }
+        if (engine_down) {
+            orch_log(ORCH_LOG_WARN, "daemon: lost the engine");
+            engine_wait(&d);
+            next_resync = 0;
+            if (d.events != NULL) {
+                docker_stream_cancel(d.events);
+                d.events = NULL;
+            }
+            d.events_ended = true;
+            d.events_retry_ms = 0;
+            continue;
+        }
+        /* apps with nothing left anywhere are forgotten */
+        for (size_t i = 0; i < d.n_apps;) {
+            struct app_entry *a = &d.apps[i];
+            if (a->done && reconcile_run_is_empty(a->run))
+                app_drop(&d, i);
+            else
+                i++;
+        }
+        bool due = false;
+        for (size_t i = 0; i < d.n_apps; i++)
+            if (d.apps[i].dirty || d.apps[i].next_ms <= orch_now_mono_ms())
+                due = true;
+        if (!due && !d.stop)
+            uv_run(loop, UV_RUN_ONCE);
+    }
+
+    close_handles(&d);
+    while (d.n_apps > 0)
+        app_drop(&d, d.n_apps - 1);
+    free(d.apps);
+    reconciler_free(d.rec);
+    close(lock_fd);
+    orch_log(ORCH_LOG_INFO, "daemon: stopped");
+    return 0;
+}

@@ -1,0 +1,28 @@
+/* `orch daemon`: the long-running controller. One libuv loop; a level-triggered work queue of
+ * apps, each with its reconcile run kept across passes. Docker events (filtered on orch.app),
+ * probe verdicts and desired-state changes made by CLI commands (SQLite's data_version) only
+ * make it faster; a periodic resync makes it certain. One daemon per state dir (a lock that CLI
+ * commands test to decide whether they drive the work themselves). */
+#ifndef ORCH_RECONCILE_DAEMON_H
+#define ORCH_RECONCILE_DAEMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "base/error.h"
+#include "store/store.h"
+
+struct daemon_options {
+    int64_t resync_ms; /* every app is reconciled at least this often; default 10000 */
+};
+
+/* Runs until SIGTERM or SIGINT, then returns 0 leaving every container running (a restarted
+ * daemon adopts them). ORCH_E_LOCKED when another daemon holds the state dir. The engine may
+ * be down at start or go away later: the daemon waits for it with backoff and resyncs. */
+int daemon_run(struct store *s, const struct daemon_options *opts, struct orch_error *err);
+
+/* True when a daemon holds the lock of state_dir; *pid (may be NULL) gets its pid or 0. */
+bool daemon_is_running(const char *state_dir, pid_t *pid);
+
+#endif
