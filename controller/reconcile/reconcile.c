@@ -17,6 +17,7 @@
 #include "docker/docker_client.h"
 #include "health/health_probe.h"
 #include "plan/plan.h"
+#include "rollout/rollout.h"
 #include "spec/spec.h"
 
 #define RECONCILE_IDLE_MS 250    /* wait between passes when nothing was done */
@@ -832,20 +833,19 @@ static char *rollback_spec_json(struct reconciler *r, const char *app,
     return json;
 }
 
-/* A rollout of s failed for `why`. With auto_rollback and a good earlier revision, the service
- * goes back to it (the next passes converge to it); otherwise it is left as it is. Everything
- * is decided on the row as it is inside the transaction: if another command changed the
- * service's revision meanwhile, only the failure is recorded and the newer revision is left to
- * converge. Without a rollout (the service was only being kept running) it gives up. */
+/* Acts on a ROLLBACK (target > 0), FAIL or GIVE_UP verdict of the rollout state machine for
+ * `why`: with a target the service goes back to it (the next passes converge to it); otherwise
+ * it is left as it is. Checked against the row as it is inside the transaction: if another
+ * command changed the service's revision meanwhile, nothing is recorded and the newer revision
+ * is left to converge. */
 static int rollout_fail(struct reconcile_run *run, struct svc_run *s, const char *why,
-                        struct orch_error *err)
+                        int64_t target, struct orch_error *err)
 {
     struct reconciler *r = run->r;
     int64_t now = orch_now_wall_ms();
     int64_t failed_rev = s->row.revision;
     bool in_rollout = s->has_rollout || s->rolled_back;
     _cleanup_free_ char *msg = NULL;
-    int64_t target = 0;
 
     int rc = store_begin(r->store, err);
     if (rc < 0)
@@ -859,9 +859,6 @@ static int rollout_fail(struct reconcile_run *run, struct svc_run *s, const char
         orch_error_clear(err);
         return 0;
     }
-    /* A rollback that fails too is final: no second rollback. */
-    if (rc == 0 && in_rollout && !s->rolled_back && s->tmpl.update.auto_rollback)
-        rc = last_good_revision(r, run->app, s->name, failed_rev, &target, err);
     if (rc == 0 && in_rollout && !s->rolled_back)
         rc = store_revision_set_state(r->store, run->app, s->name, failed_rev, STORE_REV_FAILED,
                                       false, err);
@@ -929,6 +926,17 @@ static void note_crashes(struct reconcile_run *run, struct svc_run *s, int n, co
              (long long)s->backoff_ms);
     s->backoff_ms =
         s->backoff_ms * 2 > RECONCILE_BACKOFF_MAX_MS ? RECONCILE_BACKOFF_MAX_MS : s->backoff_ms * 2;
+}
+
+static enum rollout_phase svc_phase(const struct svc_run *s)
+{
+    if (s->failed)
+        return ROLLOUT_FAILED;
+    if (s->rolled_back)
+        return ROLLOUT_ROLLING_BACK;
+    if (s->has_rollout)
+        return ROLLOUT_PROGRESSING;
+    return ROLLOUT_IDLE;
 }
 
 /* ---- one pass ----------------------------------------------------------------------------- */
@@ -1081,17 +1089,9 @@ static int pass_service(struct reconcile_run *run, struct batch *b, struct svc_r
 
     int rc = 0;
     struct plan p = {0};
+    char *image_error = NULL; /* freed at out: */
     if (new_exits > 0)
         note_crashes(run, s, new_exits, "exited", now);
-    bool in_rollout = s->has_rollout || s->rolled_back;
-    if (s->crashes >= RECONCILE_CRASH_LIMIT && (in_rollout || run->give_up)) {
-        _cleanup_free_ char *why = orch_xasprintf(
-            "crash loop: instances exited, failed to start or turned unhealthy %d times",
-            s->crashes);
-        s->crashes = 0;
-        rc = rollout_fail(run, s, why, err);
-        goto out;
-    }
 
     /* progress: more updated-and-available instances, or fewer old ones */
     long score = (long)counts.updated_available * 100000L - counts.old;
@@ -1110,19 +1110,72 @@ static int pass_service(struct reconcile_run *run, struct batch *b, struct svc_r
     if (creates) {
         rc = check_image(run, s, err);
         if (rc == -ORCH_E_NOTFOUND) {
-            _cleanup_free_ char *why = orch_xstrdup(err->msg);
+            image_error = orch_xstrdup(err->msg);
             orch_error_clear(err);
-            rc = rollout_fail(run, s, why, err);
-            goto out;
+            rc = 0;
         }
-        if (rc == 0)
-            rc = ensure_volumes(run, s, err);
         if (rc < 0)
             goto out;
     }
+    bool converged = p.n == 0 && plan_counts_converged(&counts);
+    if (!converged)
+        s->settled_since_ms = 0;
+    else if (s->settled_since_ms == 0)
+        s->settled_since_ms = now;
+
+    /* The rollout state machine decides; this function acts. */
+    struct rollout_input ri = {
+        .phase = svc_phase(s),
+        .converged = converged,
+        .converged_for_ms = converged ? now - s->settled_since_ms : 0,
+        .settle_ms = RECONCILE_SETTLE_MS,
+        .image_missing = image_error != NULL,
+        .crashes = s->crashes,
+        .crash_limit = RECONCILE_CRASH_LIMIT,
+        .since_progress_ms = now - s->last_progress_ms,
+        .deadline_ms = t->update.deadline_ms,
+        .auto_rollback = t->update.auto_rollback,
+        .give_up = run->give_up,
+    };
+    int64_t target = 0;
+    if (rollout_failing(&ri) && ri.phase == ROLLOUT_PROGRESSING && ri.auto_rollback) {
+        rc = last_good_revision(run->r, run->app, s->name, s->row.revision, &target, err);
+        if (rc < 0)
+            goto out;
+        ri.has_rollback_target = target > 0;
+    }
+    struct rollout_decision dec = rollout_decide(&ri);
+    switch (dec.verdict) {
+    case ROLLOUT_WAIT:
+        break;
+    case ROLLOUT_COMPLETE:
+        /* recorded as soon as this service is done, even if others of the app are not */
+        rc = rollout_complete(run, s, err);
+        break;
+    case ROLLOUT_ROLLBACK:
+    case ROLLOUT_FAIL:
+    case ROLLOUT_GIVE_UP: {
+        char d[32];
+        orch_format_duration(t->update.deadline_ms, d, sizeof(d));
+        _cleanup_free_ char *why =
+            dec.reason == ROLLOUT_REASON_IMAGE_MISSING ? orch_xstrdup(image_error)
+            : dec.reason == ROLLOUT_REASON_CRASH_LOOP
+                ? orch_xasprintf("crash loop: instances exited, failed to start or turned "
+                                 "unhealthy %d times",
+                                 s->crashes)
+                : orch_xasprintf("no progress for %s (update.deadline)", d);
+        s->crashes = 0;
+        rc = rollout_fail(run, s, why, dec.verdict == ROLLOUT_ROLLBACK ? target : 0, err);
+        s->settled = false;
+        goto out;
+    }
+    }
+    if (rc < 0)
+        goto out;
+
     /* While backing off, nothing new is started; removals go on. Nor while a service this
-     * one depends on is not converged and healthy (depends_on). */
-    bool in_backoff = now < s->backoff_until_ms;
+     * one depends on is not converged and healthy (depends_on), nor without the image. */
+    bool in_backoff = now < s->backoff_until_ms || image_error != NULL;
     const char *waiting_for = NULL;
     for (size_t i = 0; i < t->depends_on_len && waiting_for == NULL; i++) {
         const struct svc_run *dep = NULL;
@@ -1139,6 +1192,11 @@ static int pass_service(struct reconcile_run *run, struct batch *b, struct svc_r
                      s->name, waiting_for);
     }
     snprintf(s->waiting_for, sizeof(s->waiting_for), "%s", waiting_for ? waiting_for : "");
+    if (creates && !in_backoff) {
+        rc = ensure_volumes(run, s, err);
+        if (rc < 0)
+            goto out;
+    }
     int unhealthy_removed = 0;
     for (size_t i = 0; i < p.n; i++) {
         const struct plan_action *a = &p.v[i];
@@ -1170,24 +1228,10 @@ static int pass_service(struct reconcile_run *run, struct batch *b, struct svc_r
      * replacements back off, and enough of them fail the rollout */
     if (unhealthy_removed > 0)
         note_crashes(run, s, unhealthy_removed, "unhealthy", now);
-    s->settled = p.n == 0 && plan_counts_converged(&counts);
-    if (!s->settled)
-        s->settled_since_ms = 0;
-    else if (s->settled_since_ms == 0)
-        s->settled_since_ms = now;
+    s->settled = converged;
     progress_line(run, s, &counts);
-
-    if (s->settled && s->has_rollout && now - s->settled_since_ms >= RECONCILE_SETTLE_MS) {
-        /* recorded as soon as this service is done, even if others of the app are not */
-        rc = rollout_complete(run, s, err);
-    } else if (!s->settled && (in_rollout || run->give_up) &&
-               now - s->last_progress_ms > t->update.deadline_ms) {
-        char d[32];
-        orch_format_duration(t->update.deadline_ms, d, sizeof(d));
-        _cleanup_free_ char *why = orch_xasprintf("no progress for %s (update.deadline)", d);
-        rc = rollout_fail(run, s, why, err);
-    }
 out:
+    free(image_error);
     plan_free(&p);
     free(inst);
     return rc;

@@ -127,4 +127,13 @@ enum registry_answer_status registry_answer(const struct registry *reg, const ui
                                             size_t qlen, size_t max_udp, uint8_t *out,
                                             size_t out_cap, size_t *out_len);
 
+/* The same answer without the fast path: registry_answer() serves the common queries (A or
+ * SRV of a known name, at most a plain OPT) from responses this function rendered at build
+ * time, and hands everything else here. Exposed so that tests and the fuzz target can check
+ * that both give the same bytes. */
+enum registry_answer_status registry_answer_generic(const struct registry *reg,
+                                                    const uint8_t *query, size_t qlen,
+                                                    size_t max_udp, uint8_t *out, size_t out_cap,
+                                                    size_t *out_len);
+
 #endif
