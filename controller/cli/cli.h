@@ -93,6 +93,10 @@ int cli_reconciler_open(struct store *s, int64_t timeout_ms, struct reconciler *
 /* Drives app to its desired state and prints the final line; returns the exit code
  * (0 converged, 1 rolled back, 4 timed out, 5 failed, 3 environment). */
 int cli_converge(struct reconciler *r, const char *app, bool remove_volumes);
+/* The same, printing nothing on stdout when quiet; *outcome (new, may be NULL) gets
+ * "converged", "rolled_back", "failed" or "timeout". */
+int cli_converge_quiet(struct reconciler *r, const char *app, bool remove_volumes, bool quiet,
+                       char **outcome);
 
 /* A simple aligned text table: add rows of strings, then print. */
 struct cli_table {

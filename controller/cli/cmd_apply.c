@@ -2,6 +2,7 @@
  * show it (diff, --dry-run) or store it in one transaction (apply). Nothing is stored or touched
  * unless the whole spec, and every --image override, is valid. */
 #include <getopt.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@ const char cli_usage_apply[] =
     "      --dry-run            show what would change and change nothing (exit 0: nothing\n"
     "                           would change, 1: something would)\n"
     "  -m, --message MSG        change message recorded in the rollout history\n"
+    "  -o, --output FORMAT      text (default) or json: one JSON object on stdout at the end\n"
     "      --wait               follow the rollout to its end when a daemon drives it\n"
     "      --timeout DUR        give up waiting after DUR (exit 4), e.g. 5m\n"
     "  -h, --help               show this help\n";
@@ -43,26 +45,23 @@ struct apply_args {
     bool prune;
     bool dry_run;
     const char *message;
+    bool json;
 };
 
 static int parse_apply_args(const char *verb, int argc, char **argv, struct apply_args *a,
                             bool is_diff)
 {
     static const struct option long_opts[] = {
-        {"file", required_argument, NULL, 'f'},
-        {"wait", no_argument, NULL, 'w'},
-        {"timeout", required_argument, NULL, 't'},
-        {"image", required_argument, NULL, 'i'},
-        {"prune", no_argument, NULL, 'p'},
-        {"dry-run", no_argument, NULL, 'n'},
-        {"message", required_argument, NULL, 'm'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"file", required_argument, NULL, 'f'},    {"wait", no_argument, NULL, 'w'},
+        {"timeout", required_argument, NULL, 't'}, {"image", required_argument, NULL, 'i'},
+        {"prune", no_argument, NULL, 'p'},         {"dry-run", no_argument, NULL, 'n'},
+        {"message", required_argument, NULL, 'm'}, {"output", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
     optind = 0;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, ":f:m:h", long_opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":f:m:o:h", long_opts, NULL)) != -1) {
         switch (c) {
         case 'f':
             if (a->file != NULL)
@@ -89,6 +88,12 @@ static int parse_apply_args(const char *verb, int argc, char **argv, struct appl
             break;
         case 'm':
             a->message = optarg;
+            break;
+        case 'o':
+            if (strcmp(optarg, "json") == 0)
+                a->json = true;
+            else if (strcmp(optarg, "text") != 0 && strcmp(optarg, "table") != 0)
+                return cli_usage_error(verb, "-o must be text or json, not '%s'", optarg);
             break;
         case 'h':
             return -1000;
@@ -198,6 +203,41 @@ static void print_diff(const struct desired_diff *d)
     }
 }
 
+static const char *change_name(enum desired_change_kind k)
+{
+    switch (k) {
+    case DESIRED_UNCHANGED:
+        return "unchanged";
+    case DESIRED_CREATE:
+        return "created";
+    case DESIRED_REVISION:
+        return "revision";
+    case DESIRED_SCALE:
+        return "scaled";
+    case DESIRED_PRUNE:
+        return "pruned";
+    }
+    return "?";
+}
+
+/* apply -o json: what changed and how it ended, for CI scripts. */
+static void print_apply_json(const struct desired_diff *d, const char *outcome, int exit_code)
+{
+    json_t *svcs = json_array();
+    for (size_t i = 0; i < d->n; i++) {
+        const struct desired_change *c = &d->v[i];
+        json_array_append_new(
+            svcs, json_pack("{s:s, s:s, s:I, s:I, s:i}", "service", c->service, "change",
+                            change_name(c->kind), "from_revision", (json_int_t)c->from_revision,
+                            "revision", (json_int_t)c->to_revision, "replicas", c->to_replicas));
+    }
+    json_t *root = json_pack("{s:s, s:s, s:i, s:o}", "app", d->app ? d->app : "", "outcome",
+                             outcome, "exit_code", exit_code, "services", svcs);
+    json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    printf("\n");
+    json_decref(root);
+}
+
 static void print_applied(const struct desired_diff *d)
 {
     for (size_t i = 0; i < d->n; i++) {
@@ -232,7 +272,7 @@ static void print_applied(const struct desired_diff *d)
 /* --wait with a daemon: follow every service the apply touched (new revisions by their
  * rollout, the rest until the daemon reports them converged). */
 static int wait_for_daemon(struct store *s, const struct desired_diff *d, int64_t since_ms,
-                           int64_t timeout_ms)
+                           int64_t timeout_ms, bool quiet)
 {
     struct cli_wait_target *t = orch_xcalloc(d->n + 1, sizeof(*t));
     size_t n = 0;
@@ -253,7 +293,7 @@ static int wait_for_daemon(struct store *s, const struct desired_diff *d, int64_
         n++;
     }
     int rc = cli_wait(s, t, n, since_ms, timeout_ms);
-    if (rc == ORCH_EXIT_OK)
+    if (rc == ORCH_EXIT_OK && !quiet)
         printf("%s: converged\n", d->app);
     free(t);
     return rc;
@@ -289,6 +329,7 @@ static int run_apply(struct cli_ctx *ctx, int argc, char **argv, bool is_diff)
     struct store *s = NULL;
     struct reconciler *rec = NULL;
     struct desired_diff d = {0};
+    char *outcome = NULL; /* freed at out: (gotos below jump past later declarations) */
     rc = show_only ? cli_store_open_read(ctx, &s, &err) : cli_store_open(ctx, &s, &err);
     if (rc < 0)
         goto fail;
@@ -320,20 +361,29 @@ static int run_apply(struct cli_ctx *ctx, int argc, char **argv, bool is_diff)
     rc = desired_apply(s, &app, a.prune, &opts, &d, &err);
     if (rc < 0)
         goto fail;
-    print_applied(&d);
+    if (!a.json)
+        print_applied(&d);
     fflush(stdout);
     if (rec != NULL) {
-        rc = cli_converge(rec, app.app, false);
+        rc = cli_converge_quiet(rec, app.app, false, a.json, &outcome);
     } else if (a.wait) {
-        rc = wait_for_daemon(s, &d, opts.now_ms, a.timeout_ms);
+        rc = wait_for_daemon(s, &d, opts.now_ms, a.timeout_ms, a.json);
+        outcome = orch_xstrdup(rc == ORCH_EXIT_OK            ? "converged"
+                               : rc == ORCH_EXIT_ROLLED_BACK ? "rolled_back"
+                               : rc == ORCH_EXIT_TIMEOUT     ? "timeout"
+                                                             : "failed");
     } else {
         rc = ORCH_EXIT_OK;
+        outcome = orch_xstrdup("recorded");
     }
+    if (a.json)
+        print_apply_json(&d, outcome ? outcome : "error", rc);
     goto out;
 
 fail:
     rc = cli_report(&err);
 out:
+    free(outcome);
     desired_diff_free(&d);
     reconciler_free(rec);
     if (s)

@@ -17,7 +17,8 @@ const char cli_usage_status[] = "Usage: orch status [APP/]SERVICE [-o table|json
                                 "  -o, --output FORMAT   table (default) or json\n";
 
 static void print_status_json(const struct reconcile_service_status *st,
-                              const struct store_rollout *ro, bool have_ro)
+                              const struct store_rollout *ro, bool have_ro,
+                              const struct store_event *events, size_t n_events)
 {
     json_t *inst = json_array();
     for (size_t i = 0; i < st->n_instances; i++) {
@@ -37,13 +38,22 @@ static void print_status_json(const struct reconcile_service_status *st,
         "rollout", "state", have_ro ? store_rollout_state_name(ro->state) : "none", "revision",
         (json_int_t)(have_ro ? ro->to_revision : st->revision), "message",
         have_ro && ro->message ? ro->message : "", "instances", inst);
+    json_t *ev = json_array();
+    for (size_t i = 0; i < n_events; i++) {
+        char when[40];
+        orch_format_rfc3339(events[i].time_ms, when, sizeof(when));
+        json_array_append_new(ev, json_pack("{s:s, s:s, s:s}", "time", when, "kind", events[i].kind,
+                                            "message", events[i].message));
+    }
+    json_object_set_new(root, "events", ev);
     json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     printf("\n");
     json_decref(root);
 }
 
 static void print_status_table(const struct reconcile_service_status *st,
-                               const struct store_rollout *ro, bool have_ro)
+                               const struct store_rollout *ro, bool have_ro,
+                               const struct store_event *events, size_t n_events)
 {
     printf("Service:   %s/%s\n", st->app, st->service);
     printf("Revision:  %lld\n", (long long)st->revision);
@@ -74,6 +84,14 @@ static void print_status_table(const struct reconcile_service_status *st,
     else
         cli_table_print(&t);
     cli_table_free(&t);
+    if (n_events > 0) {
+        printf("\nEvents:\n");
+        for (size_t i = 0; i < n_events; i++) {
+            char when[40];
+            orch_format_rfc3339(events[i].time_ms, when, sizeof(when));
+            printf("  %s  %-14s %s\n", when, events[i].kind, events[i].message);
+        }
+    }
 }
 
 int cli_cmd_status(struct cli_ctx *ctx, int argc, char **argv)
@@ -129,10 +147,15 @@ int cli_cmd_status(struct cli_ctx *ctx, int argc, char **argv)
             continue;
         struct store_rollout ro = {0};
         bool have_ro = store_rollout_latest(s, app, svc, &ro, &err) == 0;
+        struct store_event *ev = NULL;
+        size_t nev = 0;
+        if (store_events_list(s, app, svc, 8, &ev, &nev, &err) < 0)
+            nev = 0;
         if (output == CLI_OUTPUT_JSON)
-            print_status_json(&v[i], &ro, have_ro);
+            print_status_json(&v[i], &ro, have_ro, ev, nev);
         else
-            print_status_table(&v[i], &ro, have_ro);
+            print_status_table(&v[i], &ro, have_ro, ev, nev);
+        store_events_free(ev, nev);
         if (have_ro)
             store_rollout_free(&ro);
     }

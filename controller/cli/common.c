@@ -380,6 +380,12 @@ static int app_lock(const char *state_dir, const char *app, struct orch_error *e
 
 int cli_converge(struct reconciler *r, const char *app, bool remove_volumes)
 {
+    return cli_converge_quiet(r, app, remove_volumes, false, NULL);
+}
+
+int cli_converge_quiet(struct reconciler *r, const char *app, bool remove_volumes, bool quiet,
+                       char **outcome)
+{
     struct reconcile_report rep;
     struct orch_error err = {0};
     int lock = app_lock(store_dir(reconciler_store(r)), app, &err);
@@ -390,21 +396,38 @@ int cli_converge(struct reconciler *r, const char *app, bool remove_volumes)
     orch_log_progress_end();
     if (rc < 0)
         return cli_report(&err);
+    static const char *const names[] = {
+        [RECONCILE_CONVERGED] = "converged",
+        [RECONCILE_ROLLED_BACK] = "rolled_back",
+        [RECONCILE_FAILED] = "failed",
+        [RECONCILE_TIMEOUT] = "timeout",
+    };
+    if (outcome != NULL)
+        *outcome = orch_xstrdup(names[rep.outcome]);
+    /* the final line says what happened: on stdout for success, on stderr with the reason
+     * otherwise (and a short verdict on stdout) */
+    int code = ORCH_EXIT_FAILED;
     switch (rep.outcome) {
     case RECONCILE_CONVERGED:
-        printf("%s\n", rep.message);
-        return ORCH_EXIT_OK;
+        code = ORCH_EXIT_OK;
+        break;
     case RECONCILE_ROLLED_BACK:
-        fprintf(stderr, "orch: %s\n", rep.message);
-        printf("%s: rolled back\n", app);
-        return ORCH_EXIT_ROLLED_BACK;
+        code = ORCH_EXIT_ROLLED_BACK;
+        break;
     case RECONCILE_TIMEOUT:
-        fprintf(stderr, "orch: %s\n", rep.message);
-        return ORCH_EXIT_TIMEOUT;
+        code = ORCH_EXIT_TIMEOUT;
+        break;
     case RECONCILE_FAILED:
-        fprintf(stderr, "orch: %s\n", rep.message);
-        printf("%s: failed\n", app);
-        return ORCH_EXIT_FAILED;
+        code = ORCH_EXIT_FAILED;
+        break;
     }
-    return ORCH_EXIT_FAILED;
+    if (code != ORCH_EXIT_OK)
+        fprintf(stderr, "orch: %s\n", rep.message);
+    if (!quiet) {
+        if (code == ORCH_EXIT_OK)
+            printf("%s\n", rep.message);
+        else if (code != ORCH_EXIT_TIMEOUT)
+            printf("%s: %s\n", app, code == ORCH_EXIT_ROLLED_BACK ? "rolled back" : "failed");
+    }
+    return code;
 }

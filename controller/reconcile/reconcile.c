@@ -921,9 +921,15 @@ static void note_crashes(struct reconcile_run *run, struct svc_run *s, int n, co
 {
     s->crashes += n;
     s->backoff_until_ms = now + s->backoff_ms;
-    orch_log(ORCH_LOG_WARN, "%s/%s: %d instance%s of revision %lld %s; next start in %lldms",
-             run->app, s->name, n, n == 1 ? "" : "s", (long long)s->row.revision, what,
-             (long long)s->backoff_ms);
+    _cleanup_free_ char *msg = orch_xasprintf(
+        "%d instance%s of revision %lld %s; next start in %lldms", n, n == 1 ? "" : "s",
+        (long long)s->row.revision, what, (long long)s->backoff_ms);
+    orch_log(ORCH_LOG_WARN, "%s/%s: %s", run->app, s->name, msg);
+    /* in the event log too, so `orch status` shows a crash loop backing off */
+    struct orch_error e = {0};
+    if (store_event_add(run->r->store, run->app, s->name, "backoff", msg, orch_now_wall_ms(), &e) <
+        0)
+        orch_log(ORCH_LOG_WARN, "%s/%s: %s", run->app, s->name, e.msg);
     s->backoff_ms =
         s->backoff_ms * 2 > RECONCILE_BACKOFF_MAX_MS ? RECONCILE_BACKOFF_MAX_MS : s->backoff_ms * 2;
 }
@@ -946,8 +952,9 @@ static void progress_line(struct reconcile_run *run, struct svc_run *s, const st
     if (!run->r->progress)
         return;
     char line[256];
-    snprintf(line, sizeof(line), "%s/%s: %d/%d updated, %d running, %d ready, revision %lld",
-             run->app, s->name, c->updated, c->desired, c->running, c->ready,
+    /* reads well in a CI log: "shop/web: 2/3 updated, 3 healthy, 4 running, revision 4" */
+    snprintf(line, sizeof(line), "%s/%s: %d/%d updated, %d healthy, %d running, revision %lld",
+             run->app, s->name, c->updated_available, c->desired, c->ready, c->running,
              (long long)s->row.revision);
     if (strcmp(line, s->line) == 0)
         return;

@@ -15,8 +15,8 @@
 
 #define UDP_DGRAM_SLOT (64 * 1024) /* libuv's recvmmsg slot size (UV__UDP_DGRAM_MAXSIZE) */
 #define UDP_BATCH 20 /* datagrams per recvmmsg / sendmmsg: libuv reads at most 20 at once */
-#define UDP_QUEUE_MAX (1 << 20)    /* bytes of answers waiting for a writable socket */
-#define TCP_MAX_QUERY 4096         /* a longer TCP query closes the connection */
+#define UDP_QUEUE_MAX (1 << 20) /* bytes of answers waiting for a writable socket */
+#define TCP_MAX_QUERY 4096      /* a longer TCP query closes the connection */
 #define TCP_MAX_PENDING                                                                            \
     (256 * 1024) /* answer bytes queued on one connection before reads pause                       \
                   */

@@ -228,6 +228,12 @@ class EngineTest(OrchTestCase):
         web = self.running(app, "web")
         self.assertEqual(len(web), 1)
         self.assertEqual(web[0]["Config"]["Labels"]["orch.revision"], "1")
+        # the backoff is in the service's events
+        st = self.ok("status", f"{app}/web", "-o", "json").json()
+        kinds = [e["kind"] for e in st["events"]]
+        self.assertIn("backoff", kinds)
+        self.assertIn("rollout-failed", kinds)
+        self.assertIn("Events:", self.ok("status", f"{app}/web").out)
 
     def test_refused_start_rolls_back_and_diff_is_clean(self):
         """A revision whose instances the engine cannot start (no such executable) is a crash
@@ -322,6 +328,20 @@ class EngineTest(OrchTestCase):
         self.assertEqual([(h["revision"], h["state"]) for h in hist],
                          [(2, "active"), (1, "superseded")])
         self.assertEqual(hist[0]["message"], "deploy v2")
+
+    def test_apply_json_output(self):
+        app = self.app("json")
+        path = self.write("s.yaml", spec(app, 1))
+        r = self.ok("apply", path, "-o", "json")
+        out = json.loads(r.out)
+        self.assertEqual((out["app"], out["outcome"], out["exit_code"]), (app, "converged", 0))
+        self.assertEqual(out["services"], [{"service": "web", "change": "created",
+                                            "from_revision": 0, "revision": 1, "replicas": 1}])
+        r = self.orch("apply", path, "-o", "json", "--image", "web=orch-nonexistent:3")
+        self.assertEqual(r.code, 1, r)
+        out = json.loads(r.out)
+        self.assertEqual((out["outcome"], out["exit_code"]), ("rolled_back", 1))
+        self.assertEqual(out["services"][0]["change"], "revision")
 
     def test_unreachable_engine(self):
         app = self.app("noengine")
