@@ -1,6 +1,7 @@
 /* `orch daemon`: parses the daemon's options and runs it on the state dir. */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "base/log.h"
@@ -17,8 +18,9 @@ const char cli_usage_daemon[] =
     "running; a restarted daemon adopts them.\n\n"
     "Options:\n"
     "  --resync DUR     reconcile every app at least this often (default 10s)\n"
-    "  --dns ADDR|off   DNS registry listener (default 127.0.0.1:8600; not built yet)\n"
-    "  --dns-ttl DUR    TTL of DNS answers (default 5s)\n"
+    "  --dns ADDR|off   DNS registry listener, UDP and TCP (default 127.0.0.1:8600)\n"
+    "  --dns-ttl DUR    TTL of DNS answers (default 5s); a stopping instance leaves the\n"
+    "                   registry this long before it is stopped\n"
     "  --domain NAME    DNS zone (default orch.)\n"
     "Logs go to stderr, one line per event; --log-format json gives JSON lines.\n";
 
@@ -29,7 +31,7 @@ int cli_cmd_daemon(struct cli_ctx *ctx, int argc, char **argv)
         {"dns-ttl", required_argument, NULL, 't'}, {"domain", required_argument, NULL, 'z'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
-    struct daemon_options opts = {.resync_ms = 10000};
+    struct daemon_options opts = {.resync_ms = 10000, .dns_ttl_ms = 5000};
     optind = 0;
     opterr = 0;
     int c;
@@ -43,10 +45,32 @@ int cli_cmd_daemon(struct cli_ctx *ctx, int argc, char **argv)
                                        optarg);
             break;
         case 'd':
-        case 't':
-        case 'z':
-            /* accepted for forward compatibility; the DNS registry is not built yet */
+            opts.dns_listen = optarg;
             break;
+        case 't':
+            if (spec_parse_duration(optarg, &opts.dns_ttl_ms) < 0 || opts.dns_ttl_ms < 1000 ||
+                opts.dns_ttl_ms > 3600000)
+                return cli_usage_error("daemon",
+                                       "--dns-ttl: '%s' is not a duration from 1s to "
+                                       "1h",
+                                       optarg);
+            break;
+        case 'z': {
+            size_t len = strlen(optarg);
+            bool ok = len > 0 && len < 200;
+            for (size_t i = 0; ok && i < len; i++) {
+                char ch = optarg[i];
+                ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+                     (ch == '.' && i > 0 && optarg[i - 1] != '.');
+            }
+            if (!ok)
+                return cli_usage_error("daemon",
+                                       "--domain: '%s' is not a domain name like "
+                                       "orch. or svc.example.",
+                                       optarg);
+            opts.domain = optarg;
+            break;
+        }
         case 'h':
             return cli_print_help(cli_usage_daemon);
         case ':':

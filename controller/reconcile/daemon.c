@@ -18,6 +18,8 @@
 #include "base/util.h"
 #include "docker/docker_client.h"
 #include "reconcile/reconcile.h"
+#include "registry/dns_server.h"
+#include "registry/registry.h"
 
 #define DAEMON_WAKE_MS 100  /* longest sleep between looks at the queue */
 #define DAEMON_RETRY_MS 250 /* an app that is not done is passed again after this */
@@ -45,6 +47,11 @@ struct daemon {
     bool events_ended;
     int64_t events_retry_ms;
     int64_t engine_backoff_ms;
+    struct dns_server *dns;
+    int64_t dns_ttl_ms;
+    const char *domain;
+    uint32_t serial;
+    bool registry_dirty;
 };
 
 static char *lock_path(const char *state_dir)
@@ -111,6 +118,7 @@ static struct app_entry *app_get(struct daemon *d, const char *name)
     memset(a, 0, sizeof(*a));
     a->name = orch_xstrdup(name);
     a->run = reconcile_run_new(d->rec, name, false);
+    reconcile_run_set_drain(a->run, d->dns != NULL ? d->dns_ttl_ms : 0);
     a->dirty = true;
     return a;
 }
@@ -218,11 +226,41 @@ static void engine_wait(struct daemon *d)
     }
 }
 
+/* Rebuilds the registry from every app's instances of the last pass and swaps it in. */
+static void registry_publish(struct daemon *d)
+{
+    if (d->dns == NULL)
+        return;
+    size_t total = 0;
+    for (size_t i = 0; i < d->n_apps; i++)
+        total += reconcile_run_endpoint_count(d->apps[i].run);
+    struct registry_instance *inst = orch_xcalloc(total + 1, sizeof(*inst));
+    size_t n = 0;
+    for (size_t i = 0; i < d->n_apps; i++)
+        n += reconcile_run_endpoints(d->apps[i].run, inst + n, total - n);
+    struct registry_options ro = {
+        .zone = d->domain,
+        .ttl = (uint32_t)((d->dns_ttl_ms + 999) / 1000),
+        .serial = ++d->serial,
+    };
+    struct registry *reg = NULL;
+    struct orch_error e = {0};
+    if (registry_build(&ro, inst, n, &reg, &e) == 0)
+        dns_server_set_registry(d->dns, reg);
+    else
+        orch_log(ORCH_LOG_WARN, "daemon: registry not updated: %s", e.msg);
+    free(inst);
+}
+
 static void close_handles(struct daemon *d)
 {
     if (d->events != NULL) {
         docker_stream_cancel(d->events);
         d->events = NULL;
+    }
+    if (d->dns != NULL) {
+        dns_server_close(d->dns, NULL, NULL);
+        d->dns = NULL;
     }
     if (d->handles_open) {
         uv_close((uv_handle_t *)&d->sigterm, NULL);
@@ -274,8 +312,14 @@ int daemon_run(struct store *s, const struct daemon_options *opts, struct orch_e
         return rc;
     signal(SIGPIPE, SIG_IGN);
 
-    struct daemon d = {.store = s,
-                       .resync_ms = opts && opts->resync_ms > 0 ? opts->resync_ms : 10000};
+    struct daemon d = {
+        .store = s,
+        .resync_ms = opts && opts->resync_ms > 0 ? opts->resync_ms : 10000,
+        .dns_ttl_ms = opts && opts->dns_ttl_ms > 0 ? opts->dns_ttl_ms : 5000,
+        .domain = opts && opts->domain ? opts->domain : REGISTRY_DEFAULT_ZONE,
+    };
+    const char *listen = opts && opts->dns_listen ? opts->dns_listen : DNS_SERVER_DEFAULT_LISTEN;
+    bool dns_on = strcmp(listen, "off") != 0;
     struct reconcile_options ro = {.progress = true};
     /* the engine may not answer yet: wait for it like after a restart */
     int64_t backoff = 1000;
@@ -294,6 +338,19 @@ int daemon_run(struct store *s, const struct daemon_options *opts, struct orch_e
     }
     orch_error_clear(err);
     uv_loop_t *loop = reconciler_loop(d.rec);
+    if (dns_on) {
+        struct dns_server_options dso = {.listen = listen};
+        rc = dns_server_start(loop, &dso, &d.dns, err);
+        if (rc < 0) {
+            orch_wrap(err, "DNS registry on %s", listen);
+            reconciler_free(d.rec);
+            close(lock_fd);
+            return rc;
+        }
+        orch_log(ORCH_LOG_INFO, "daemon: DNS registry on %s (UDP and TCP), zone %s, TTL %llds",
+                 listen, d.domain, (long long)((d.dns_ttl_ms + 999) / 1000));
+        registry_publish(&d); /* empty but valid: NXDOMAIN/REFUSED rather than SERVFAIL */
+    }
     uv_signal_init(loop, &d.sigterm);
     uv_signal_init(loop, &d.sigint);
     uv_timer_init(loop, &d.wake);
@@ -328,8 +385,10 @@ int daemon_run(struct store *s, const struct daemon_options *opts, struct orch_e
             next_resync = 0;
             continue;
         }
-        if (reconciler_take_health_changed(d.rec))
+        if (reconciler_take_health_changed(d.rec)) {
             mark_all(&d);
+            d.registry_dirty = true;
+        }
         if (d.events_ended && now >= d.events_retry_ms) {
             events_start(&d);
             d.events_retry_ms = now + 2000;
@@ -340,6 +399,12 @@ int daemon_run(struct store *s, const struct daemon_options *opts, struct orch_e
                 continue;
             if (pass_app(&d, a, now) < 0)
                 engine_down = true;
+            d.registry_dirty = true;
+        }
+        if (d.registry_dirty && !engine_down) {
+            /* a change in health or placement shows at the next query */
+            registry_publish(&d);
+            d.registry_dirty = false;
         }
         if (engine_down) {
             orch_log(ORCH_LOG_WARN, "daemon: lost the engine");

@@ -14,12 +14,17 @@
 #include "store/store.h"
 
 struct daemon_options {
-    int64_t resync_ms; /* every app is reconciled at least this often; default 10000 */
+    int64_t resync_ms;      /* every app is reconciled at least this often; default 10000 */
+    const char *dns_listen; /* "127.0.0.1:8600" (NULL: that), or "off" */
+    int64_t dns_ttl_ms;     /* TTL of answers, and how long a stopping instance is out of the
+                               registry before it is stopped; default 5000 */
+    const char *domain;     /* zone; NULL: "orch." */
 };
 
 /* Runs until SIGTERM or SIGINT, then returns 0 leaving every container running (a restarted
- * daemon adopts them). ORCH_E_LOCKED when another daemon holds the state dir. The engine may
- * be down at start or go away later: the daemon waits for it with backoff and resyncs. */
+ * daemon adopts them). ORCH_E_LOCKED when another daemon holds the state dir; ORCH_E_ENV when
+ * the DNS address cannot be bound. The engine may be down at start or go away later: the
+ * daemon waits for it with backoff and resyncs. */
 int daemon_run(struct store *s, const struct daemon_options *opts, struct orch_error *err);
 
 /* True when a daemon holds the lock of state_dir; *pid (may be NULL) gets its pid or 0. */

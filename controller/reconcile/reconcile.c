@@ -5,6 +5,7 @@
  * nothing itself beyond rollout bookkeeping (deadline, crash loop, rollback target). */
 #include "reconcile.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include "docker/docker_client.h"
 #include "health/health_probe.h"
 #include "plan/plan.h"
+#include "registry/registry.h"
 #include "rollout/rollout.h"
 #include "spec/spec.h"
 
@@ -181,7 +183,19 @@ static const char *container_name(const struct docker_container *c)
 struct ready_mark {
     char *id;
     int64_t since_ms;
-    bool exit_counted; /* its exit was counted as a crash already */
+    bool exit_counted;   /* its exit was counted as a crash already */
+    int64_t drain_since; /* left the DNS registry at (0: serving); stopped one TTL later */
+};
+
+/* One instance as the DNS registry sees it (owned strings). */
+struct endpoint_snap {
+    char *service;
+    char *id;
+    char ipv4[64];
+    struct registry_port *ports;
+    char **port_names;
+    size_t n_ports;
+    bool healthy;
 };
 
 struct svc_run {
@@ -220,8 +234,12 @@ struct reconcile_run {
     bool give_up; /* a service that keeps failing with no rollout ends the run */
     int64_t start_ms;
     int64_t start_wall_ms;
-    int64_t quiet_since; /* when orphans were last seen gone (0: some are left) */
-    bool empty;          /* last pass: no service desired and no container left */
+    int64_t quiet_since;        /* when orphans were last seen gone (0: some are left) */
+    bool empty;                 /* last pass: no service desired and no container left */
+    int64_t drain_ms;           /* with a DNS registry: how long an instance is out of it before it
+                                   is stopped (one TTL); 0: stop at once */
+    struct endpoint_snap *snap; /* the instances of the last pass, for the registry */
+    size_t n_snap;
     struct svc_run *svcs;
     size_t n;
     struct ready_mark *ready;
@@ -253,8 +271,25 @@ static void svc_run_clear_pass(struct svc_run *s)
     s->present = false;
 }
 
+static void snap_clear(struct reconcile_run *run)
+{
+    for (size_t i = 0; i < run->n_snap; i++) {
+        struct endpoint_snap *e = &run->snap[i];
+        free(e->service);
+        free(e->id);
+        for (size_t k = 0; k < e->n_ports; k++)
+            free(e->port_names[k]);
+        free(e->port_names);
+        free(e->ports);
+    }
+    free(run->snap);
+    run->snap = NULL;
+    run->n_snap = 0;
+}
+
 static void run_free(struct reconcile_run *run)
 {
+    snap_clear(run);
     for (size_t i = 0; i < run->n; i++) {
         svc_run_clear_pass(&run->svcs[i]);
         if (run->svcs[i].tmpl_revision)
@@ -1029,6 +1064,17 @@ static enum plan_health probe_instance(struct reconcile_run *run, struct svc_run
     return PLAN_HEALTH_NONE;
 }
 
+/* Whether the registry lists this instance now: running, healthy (or no probe), not draining. */
+static bool in_registry(struct reconcile_run *run, const struct svc_run *s,
+                        const struct plan_instance *pi)
+{
+    if (pi->state != PLAN_INST_RUNNING || mark_of(run, pi->id)->drain_since != 0)
+        return false;
+    if (s->tmpl.health.kind == SPEC_PROBE_NONE)
+        return true;
+    return run->r->prober != NULL && health_prober_status(run->r->prober, pi->id) == HEALTH_HEALTHY;
+}
+
 /* Plans and executes one service. *acted is set when any action was issued. */
 static int pass_service(struct reconcile_run *run, struct batch *b, struct svc_run *s,
                         const struct docker_container_list *obs, int64_t now, bool *acted,
@@ -1055,7 +1101,10 @@ static int pass_service(struct reconcile_run *run, struct batch *b, struct svc_r
         pi->state = inst_state(c->state);
         pi->created_ms = c->created * 1000;
         pi->health = probe_instance(run, s, c, pi->state == PLAN_INST_RUNNING);
-        bool ready = pi->state == PLAN_INST_RUNNING &&
+        bool draining = mark_of(run, c->id)->drain_since != 0;
+        if (draining && pi->health == PLAN_HEALTH_HEALTHY)
+            pi->health = PLAN_HEALTH_STARTING; /* out of the registry: no longer serving */
+        bool ready = !draining && pi->state == PLAN_INST_RUNNING &&
                      (t->health.kind == SPEC_PROBE_NONE || pi->health == PLAN_HEALTH_HEALTHY);
         pi->ready_since_ms = ready_since(run, c->id, ready, now);
         if ((pi->state == PLAN_INST_EXITED || pi->state == PLAN_INST_DEAD) &&
@@ -1220,9 +1269,25 @@ static int pass_service(struct reconcile_run *run, struct batch *b, struct svc_r
             break;
         case PLAN_REMOVE: {
             const char *name = a->id;
-            for (size_t j = 0; j < n; j++)
-                if (strcmp(inst[j].id, a->id) == 0)
-                    name = inst[j].name;
+            bool serving = false;
+            for (size_t j = 0; j < n; j++) {
+                if (strcmp(inst[j].id, a->id) != 0)
+                    continue;
+                name = inst[j].name;
+                serving = inst[j].state == PLAN_INST_RUNNING && in_registry(run, s, &inst[j]);
+            }
+            /* An instance clients may still find in the registry leaves it first and is
+             * stopped only one TTL later, so they see no failed requests. */
+            struct ready_mark *m = mark_of(run, a->id);
+            if (run->drain_ms > 0 && (serving || m->drain_since != 0)) {
+                if (m->drain_since == 0) {
+                    m->drain_since = now;
+                    orch_log(ORCH_LOG_INFO, "%s/%s: %s leaves the registry; stopping it in %lldms",
+                             run->app, s->name, name, (long long)run->drain_ms);
+                }
+                if (now - m->drain_since < run->drain_ms)
+                    continue;
+            }
             op_remove(run, b, s, a->id, name, t->update.stop_grace_ms);
             if (a->revision == s->row.revision && strcmp(a->reason, "unhealthy") == 0)
                 unhealthy_removed++;
@@ -1360,6 +1425,76 @@ const char *reconcile_run_app(const struct reconcile_run *run)
     return run->app;
 }
 
+/* What the DNS registry should say about the app's instances after this pass. */
+static void snapshot(struct reconcile_run *run, const struct docker_container_list *obs)
+{
+    snap_clear(run);
+    const char *pub = run->r->publish_address;
+    struct in_addr a4;
+    bool pub_v4 = inet_pton(AF_INET, pub, &a4) == 1 && strcmp(pub, "0.0.0.0") != 0;
+    run->snap = orch_xcalloc(obs->n + 1, sizeof(*run->snap));
+    for (size_t i = 0; i < obs->n; i++) {
+        const struct docker_container *c = &obs->v[i];
+        const char *svc = docker_kvs_get(&c->labels, "orch.service");
+        struct svc_run *s = NULL;
+        for (size_t j = 0; svc != NULL && j < run->n; j++)
+            if (run->svcs[j].present && strcmp(run->svcs[j].name, svc) == 0)
+                s = &run->svcs[j];
+        if (s == NULL || s->tmpl_revision == 0 || c->state == NULL ||
+            strcmp(c->state, "running") != 0)
+            continue;
+        struct endpoint_snap *e = &run->snap[run->n_snap++];
+        e->service = orch_xstrdup(s->name);
+        e->id = orch_xstrdup(c->id);
+        struct plan_instance pi = {.id = c->id, .state = PLAN_INST_RUNNING};
+        e->healthy = in_registry(run, s, &pi);
+        snprintf(e->ipv4, sizeof(e->ipv4), "%s", pub_v4 ? pub : "127.0.0.1");
+        e->ports = orch_xcalloc(s->tmpl.ports_len + 1, sizeof(*e->ports));
+        e->port_names = orch_xcalloc(s->tmpl.ports_len + 1, sizeof(char *));
+        for (size_t k = 0; k < s->tmpl.ports_len; k++) {
+            const struct spec_port *sp = &s->tmpl.ports[k];
+            const char *host = NULL;
+            int port = 0;
+            bool udp = sp->protocol == SPEC_PROTO_UDP;
+            published(c, sp->container, udp ? "udp" : "tcp", &host, &port);
+            e->port_names[k] = orch_xstrdup(sp->name);
+            e->ports[k].name = e->port_names[k];
+            e->ports[k].proto = udp ? REGISTRY_UDP : REGISTRY_TCP;
+            e->ports[k].port = (uint16_t)port;
+        }
+        e->n_ports = s->tmpl.ports_len;
+    }
+}
+
+void reconcile_run_set_drain(struct reconcile_run *run, int64_t drain_ms)
+{
+    run->drain_ms = drain_ms;
+}
+
+size_t reconcile_run_endpoints(const struct reconcile_run *run, struct registry_instance *out,
+                               size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < run->n_snap && n < cap; i++) {
+        const struct endpoint_snap *e = &run->snap[i];
+        out[n++] = (struct registry_instance){
+            .app = run->app,
+            .service = e->service,
+            .id = e->id,
+            .ipv4 = e->ipv4,
+            .ports = e->ports,
+            .n_ports = e->n_ports,
+            .healthy = e->healthy,
+        };
+    }
+    return n;
+}
+
+size_t reconcile_run_endpoint_count(const struct reconcile_run *run)
+{
+    return run->n_snap;
+}
+
 int reconcile_run_pass(struct reconcile_run *run, struct reconcile_pass *out,
                        struct orch_error *err)
 {
@@ -1385,8 +1520,10 @@ int reconcile_run_pass(struct reconcile_run *run, struct reconcile_pass *out,
             rc = pass_service(run, &b, &run->svcs[i], &obs, now, &acted, err);
     }
     size_t orphans = rc == 0 ? pass_orphans(run, &b, &obs, &acted) : 0;
-    if (rc == 0)
+    if (rc == 0) {
         forget_gone(run, &obs);
+        snapshot(run, &obs);
+    }
     struct orch_error werr = {0};
     int wrc = batch_wait(&b, &werr);
     docker_container_list_free(&obs);

@@ -76,6 +76,18 @@ int reconcile_run_write_status(struct reconcile_run *run, struct orch_error *err
 int reconcile_run_finish(struct reconcile_run *run, bool remove_volumes,
                          struct reconcile_report *report, struct orch_error *err);
 
+/* With a DNS registry (the daemon), an instance about to be stopped leaves it first and is
+ * stopped drain_ms later (one TTL), so clients that follow the registry see no failures. */
+void reconcile_run_set_drain(struct reconcile_run *run, int64_t drain_ms);
+
+/* The app's running instances as of the last pass, for the DNS registry: fills out[0..cap)
+ * with views borrowed from the run (valid until its next pass or free) and returns how many;
+ * reconcile_run_endpoint_count says how many there are. */
+struct registry_instance;
+size_t reconcile_run_endpoints(const struct reconcile_run *run, struct registry_instance *out,
+                               size_t cap);
+size_t reconcile_run_endpoint_count(const struct reconcile_run *run);
+
 /* True when the last pass found no desired service and no container of the app. */
 bool reconcile_run_is_empty(const struct reconcile_run *run);
 

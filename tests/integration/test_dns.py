@@ -1,0 +1,170 @@
+"""The DNS registry served by `orch daemon` (CONTRACT section 4), queried with dig against a
+daemon managing real apps: A, SRV with the ports `status` shows, instance names, NXDOMAIN with
+SOA, REFUSED, NODATA after scaling to 0, TCP, an unhealthy instance leaving the SRV set within
+about one probe interval, truncation over UDP with 40 instances and the full set over TCP, and a
+client that follows the registry seeing no failed request during a rolling update."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import unittest
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from orchtest import ORCH, OrchTestCase  # noqa: E402
+from test_engine import RUN_ID, containers, docker, http_get  # noqa: E402
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class DnsTest(OrchTestCase):
+    def setUp(self):
+        super().setUp()
+        self.port = free_port()
+        self.app = f"dns{RUN_ID}"
+        self.log = open(os.path.join(self.tmp, "daemon.log"), "a")
+        self.daemon = subprocess.Popen(
+            [ORCH, "--state", self.state, "daemon", "--dns", f"127.0.0.1:{self.port}",
+             "--dns-ttl", "1s", "--resync", "2s"], stdout=subprocess.DEVNULL, stderr=self.log)
+        time.sleep(0.5)
+
+    def tearDown(self):
+        self.daemon.send_signal(signal.SIGTERM)
+        try:
+            self.daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.daemon.kill()
+        self.log.close()
+        self.orch("delete", "--app", self.app, timeout=180)
+        for c in containers(self.app):
+            docker("rm", "-f", c["Id"], check=False)
+        docker("network", "rm", f"orch-{self.app}", check=False)
+        super().tearDown()
+
+    def dig(self, *args):
+        p = subprocess.run(["dig", "@127.0.0.1", "-p", str(self.port), "+time=2", "+tries=1"] +
+                           list(args), capture_output=True, text=True, timeout=30)
+        return p.stdout
+
+    def short(self, name, qtype, *extra):
+        return [l for l in self.dig("+short", name, qtype, *extra).splitlines() if l.strip()]
+
+    def spec(self, replicas, image="orch-demo:1"):
+        return self.write("s.yaml", f"""\
+app: {self.app}
+services:
+  web:
+    image: {image}
+    replicas: {replicas}
+    ports: [{{name: http, container: 8080}}, {{name: admin, container: 9090}}]
+    health: {{http: /healthz, port: http, interval: 300ms, timeout: 500ms, retries: 2}}
+    update: {{stop_grace: 1s, max_surge: 1, max_unavailable: 0}}
+""")
+
+    def wait_for(self, what, pred, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            v = pred()
+            if v:
+                return v
+            time.sleep(0.2)
+        self.fail(f"timed out waiting for {what}")
+
+    def test_records(self):
+        self.ok("apply", self.spec(3), "--wait", "--timeout", "60s")
+        zone = f"web.{self.app}.orch."
+        st = self.ok("status", f"{self.app}/web", "-o", "json").json()
+        ports = {int(i["endpoints"]["http"].split(":")[1]): i["id"][:12] for i in st["instances"]}
+        self.assertEqual(self.short(zone, "A"), ["127.0.0.1"])  # deduplicated
+        srv = self.short(f"_http._tcp.{zone}", "SRV")
+        got = {int(r.split()[2]): r.split()[3] for r in srv}
+        self.assertEqual({p: t.split(".")[0] for p, t in got.items()}, ports)
+        for r in srv:
+            prio, weight = r.split()[:2]
+            self.assertEqual((prio, weight), ("0", "1"))
+        # SRV of the service alone is its first port; the additional section has the A records
+        full = self.dig(zone, "SRV")
+        self.assertIn("ADDITIONAL SECTION", full)
+        self.assertEqual(len(self.short(zone, "SRV")), 3)
+        inst = next(iter(ports.values()))
+        self.assertEqual(self.short(f"{inst}.{zone}", "A"), ["127.0.0.1"])
+        # unknown name in the zone: NXDOMAIN with the SOA; outside: REFUSED; case-insensitive
+        out = self.dig(f"nosuch.{self.app}.orch.", "A")
+        self.assertIn("status: NXDOMAIN", out)
+        self.assertIn("SOA", out.split("AUTHORITY SECTION")[1])
+        self.assertIn("status: REFUSED", self.dig("example.com.", "A"))
+        self.assertEqual(self.short(zone.upper(), "A"), ["127.0.0.1"])
+        # TCP
+        self.assertEqual(len(self.short(f"_http._tcp.{zone}", "SRV", "+tcp")), 3)
+
+        # an unhealthy instance leaves the SRV set within about one probe interval
+        victim = st["instances"][0]
+        http_get(victim["endpoints"]["http"], "/admin/unhealthy")
+        t0 = time.monotonic()
+        self.wait_for("the unhealthy instance out of the SRV set", lambda: victim["id"][:12] not in
+                      " ".join(self.short(f"_http._tcp.{zone}", "SRV")), timeout=10)
+        print(f"\nunhealthy -> out of SRV: {time.monotonic() - t0:.2f}s", file=sys.stderr)
+
+        # scaled to 0: the name stays, with no data (NODATA)
+        self.ok("scale", f"{self.app}/web=0")
+        self.wait_for("no instances", lambda: not self.short(zone, "A"))
+        out = self.dig(zone, "A")
+        self.assertIn("status: NOERROR", out)
+        self.assertIn("ANSWER: 0", out)
+
+    def test_truncation_over_udp_full_over_tcp(self):
+        self.ok("apply", self.spec(40), "--wait", "--timeout", "180s", timeout=300)
+        name = f"_http._tcp.web.{self.app}.orch."
+        udp = self.dig("+ignore", "+noedns", name, "SRV")
+        self.assertIn(" tc", udp.split("flags:")[1].split(";")[0])
+        tcp = self.short(name, "SRV", "+tcp")
+        self.assertEqual(len(tcp), 40)
+
+    def test_no_failed_request_during_rollout(self):
+        """A client that resolves the registry before each request sees no failure while
+        every instance is replaced: instances leave the registry a TTL before they stop."""
+        self.ok("apply", self.spec(3), "--wait", "--timeout", "60s")
+        name = f"_http._tcp.web.{self.app}.orch."
+        stop = threading.Event()
+        results = {"ok": 0, "failed": 0, "errors": []}
+
+        def client():
+            deadline = time.monotonic() + 120
+            i = 0
+            while not stop.is_set() and time.monotonic() < deadline:
+                srv = self.short(name, "SRV")
+                if not srv:
+                    continue
+                port = int(srv[i % len(srv)].split()[2])
+                i += 1
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+                        results["ok"] += r.status == 200
+                except Exception as e:  # noqa: BLE001
+                    results["failed"] += 1
+                    results["errors"].append(str(e))
+                time.sleep(0.02)
+
+        t = threading.Thread(target=client, daemon=True)
+        t.start()
+        self.ok("apply", self.spec(3, image="orch-demo:2"), "--wait", "--timeout", "120s")
+        time.sleep(1)
+        stop.set()
+        t.join()
+        print(f"\nrequests during the rollout: {results['ok']} ok, {results['failed']} failed",
+              file=sys.stderr)
+        self.assertGreater(results["ok"], 20)
+        self.assertEqual(results["failed"], 0, results["errors"][:5])
+        revs = {c["Config"]["Labels"]["orch.revision"] for c in containers(self.app)}
+        self.assertEqual(revs, {"2"})
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
