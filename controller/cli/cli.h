@@ -48,6 +48,13 @@ int cli_usage_error(const char *verb, const char *fmt, ...) __attribute__((forma
 /* Prints the usage text of a verb to stdout; returns 0. */
 int cli_print_help(const char *usage);
 
+/* Parses the options of a verb that takes only -o/--output, -h/--help and npos positional
+ * arguments (stored in pos). Returns 0, CLI_HELP_SHOWN after printing the help, or the exit
+ * code of a usage error (already reported). */
+#define CLI_HELP_SHOWN (-1000)
+int cli_parse_output_args(const char *verb, const char *usage, int argc, char **argv, size_t npos,
+                          enum cli_output *output, const char **pos);
+
 /* Parses "table" or "json". */
 int cli_parse_output(const char *verb, const char *arg, enum cli_output *out);
 

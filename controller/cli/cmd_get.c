@@ -18,31 +18,10 @@ const char cli_usage_get[] = "Usage: orch get [-o table|json]\n\n"
 
 int cli_cmd_get(struct cli_ctx *ctx, int argc, char **argv)
 {
-    static const struct option long_opts[] = {
-        {"output", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    enum cli_output output = CLI_OUTPUT_TABLE;
-    optind = 0;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":o:h", long_opts, NULL)) != -1) {
-        switch (c) {
-        case 'o':
-            if (cli_parse_output("get", optarg, &output) < 0)
-                return ORCH_EXIT_INVALID;
-            break;
-        case 'h':
-            return cli_print_help(cli_usage_get);
-        case ':':
-            return cli_usage_error("get", "option '%s' needs a value", argv[optind - 1]);
-        default:
-            return cli_usage_error("get", "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return cli_usage_error("get", "unexpected argument '%s'", argv[optind]);
+    enum cli_output output;
+    int prc = cli_parse_output_args("get", cli_usage_get, argc, argv, 0, &output, NULL);
+    if (prc != 0)
+        return prc == CLI_HELP_SHOWN ? ORCH_EXIT_OK : prc;
 
     struct orch_error err = {0};
     struct store *s = NULL;

@@ -25,32 +25,12 @@ const char cli_usage_rollout[] =
 
 static int rollout_history(struct cli_ctx *ctx, int argc, char **argv)
 {
-    static const struct option long_opts[] = {
-        {"output", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    enum cli_output output = CLI_OUTPUT_TABLE;
-    optind = 0;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":o:h", long_opts, NULL)) != -1) {
-        switch (c) {
-        case 'o':
-            if (cli_parse_output("rollout history", optarg, &output) < 0)
-                return ORCH_EXIT_INVALID;
-            break;
-        case 'h':
-            return cli_print_help(cli_usage_rollout);
-        case ':':
-            return cli_usage_error("rollout history", "option '%s' needs a value",
-                                   argv[optind - 1]);
-        default:
-            return cli_usage_error("rollout history", "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind + 1 != argc)
-        return cli_usage_error("rollout history", "expected one [APP/]SERVICE");
+    enum cli_output output;
+    const char *ref = NULL;
+    int prc =
+        cli_parse_output_args("rollout history", cli_usage_rollout, argc, argv, 1, &output, &ref);
+    if (prc != 0)
+        return prc == CLI_HELP_SHOWN ? ORCH_EXIT_OK : prc;
 
     struct orch_error err = {0};
     struct store *s = NULL;
@@ -58,7 +38,7 @@ static int rollout_history(struct cli_ctx *ctx, int argc, char **argv)
         return cli_report(&err);
     _cleanup_free_ char *app = NULL;
     _cleanup_free_ char *svc = NULL;
-    if (cli_service_resolve(s, argv[optind], &app, &svc, &err) < 0) {
+    if (cli_service_resolve(s, ref, &app, &svc, &err) < 0) {
         if (s)
             store_close(s);
         return cli_report(&err);

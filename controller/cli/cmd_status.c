@@ -96,31 +96,11 @@ static void print_status_table(const struct reconcile_service_status *st,
 
 int cli_cmd_status(struct cli_ctx *ctx, int argc, char **argv)
 {
-    static const struct option long_opts[] = {
-        {"output", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    enum cli_output output = CLI_OUTPUT_TABLE;
-    optind = 0;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":o:h", long_opts, NULL)) != -1) {
-        switch (c) {
-        case 'o':
-            if (cli_parse_output("status", optarg, &output) < 0)
-                return ORCH_EXIT_INVALID;
-            break;
-        case 'h':
-            return cli_print_help(cli_usage_status);
-        case ':':
-            return cli_usage_error("status", "option '%s' needs a value", argv[optind - 1]);
-        default:
-            return cli_usage_error("status", "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind + 1 != argc)
-        return cli_usage_error("status", "expected one [APP/]SERVICE");
+    enum cli_output output;
+    const char *ref = NULL;
+    int prc = cli_parse_output_args("status", cli_usage_status, argc, argv, 1, &output, &ref);
+    if (prc != 0)
+        return prc == CLI_HELP_SHOWN ? ORCH_EXIT_OK : prc;
 
     struct orch_error err = {0};
     struct store *s = NULL;
@@ -131,7 +111,7 @@ int cli_cmd_status(struct cli_ctx *ctx, int argc, char **argv)
     size_t n = 0;
     int rc = cli_store_open_read(ctx, &s, &err);
     if (rc == 0)
-        rc = cli_service_resolve(s, argv[optind], &app, &svc, &err);
+        rc = cli_service_resolve(s, ref, &app, &svc, &err);
     if (rc == 0)
         rc = cli_reconciler_open(s, 0, &rec, &err);
     if (rc == 0)

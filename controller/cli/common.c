@@ -1,6 +1,7 @@
 /* What the verbs share: error and usage reporting, opening the store, loading spec files,
  * resolving [APP/]SERVICE and printing aligned tables. Prints to stdout/stderr; decides nothing. */
 #include <errno.h>
+#include <getopt.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <limits.h>
@@ -55,6 +56,43 @@ int cli_parse_output(const char *verb, const char *arg, enum cli_output *out)
     }
     cli_usage_error(verb, "-o must be table or json, not '%s'", arg);
     return -1;
+}
+
+int cli_parse_output_args(const char *verb, const char *usage, int argc, char **argv, size_t npos,
+                          enum cli_output *output, const char **pos)
+{
+    static const struct option long_opts[] = {
+        {"output", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    *output = CLI_OUTPUT_TABLE;
+    optind = 0;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":o:h", long_opts, NULL)) != -1) {
+        switch (c) {
+        case 'o':
+            if (cli_parse_output(verb, optarg, output) < 0)
+                return ORCH_EXIT_INVALID;
+            break;
+        case 'h':
+            cli_print_help(usage);
+            return CLI_HELP_SHOWN;
+        case ':':
+            return cli_usage_error(verb, "option '%s' needs a value", argv[optind - 1]);
+        default:
+            return cli_usage_error(verb, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if ((size_t)(argc - optind) != npos) {
+        if (npos == 0)
+            return cli_usage_error(verb, "unexpected argument '%s'", argv[optind]);
+        return cli_usage_error(verb, "expected one [APP/]SERVICE");
+    }
+    for (size_t i = 0; i < npos; i++)
+        pos[i] = argv[optind + (int)i];
+    return 0;
 }
 
 int cli_store_open(struct cli_ctx *ctx, struct store **out, struct orch_error *err)
