@@ -201,8 +201,8 @@ static void test_open_migrates_empty_file(void **state)
     OK(store_integrity_check(f->s, E));
 }
 
-/* A version-1 database (as orch 0.1 wrote it, without service_status) is migrated to the
- * current schema and keeps its data; observed status then round-trips. */
+/* A version-1 database (without service_status and meta) is migrated to the current schema,
+ * keeps its data and gets a state id; observed status then round-trips. */
 static void test_migrates_v1_and_status(void **state)
 {
     struct fixture *f = *state;
@@ -213,8 +213,9 @@ static void test_migrates_v1_and_status(void **state)
     OK(store_service_put(f->s, &svc, E));
     store_close(f->s);
     f->s = NULL;
-    assert_int_equal(tst_raw_exec(f->dir, "DROP TABLE service_status; PRAGMA user_version = 1"),
-                     SQLITE_OK);
+    assert_int_equal(
+        tst_raw_exec(f->dir, "DROP TABLE service_status; DROP TABLE meta; PRAGMA user_version = 1"),
+        SQLITE_OK);
 
     assert_int_equal(store_open(f->dir, &f->s, &err), 0);
     assert_int_equal(tst_raw_int(f->dir, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
@@ -222,6 +223,10 @@ static void test_migrates_v1_and_status(void **state)
     OK(store_service_get(f->s, "shop", "web", &got, E));
     assert_int_equal(got.replicas, 2);
     store_service_free(&got);
+    char *id = store_state_id(f->s, &err);
+    assert_non_null(id);
+    assert_int_equal(strlen(id), 16);
+    free(id);
 
     struct store_status st;
     assert_int_equal(store_status_get(f->s, "shop", "web", &st, &err), -ORCH_E_NOTFOUND);
