@@ -1258,3 +1258,45 @@ int docker_sync_wait(struct docker_client *c, struct docker_sync *s, size_t n,
     }
     return 0;
 }
+
+struct pull_ctx {
+    docker_done_fn cb;
+    void *data;
+    char *ref;
+};
+
+static void pull_done(void *data, const struct docker_response *res, const struct orch_error *err)
+{
+    struct pull_ctx *p = data;
+    struct orch_error e = *err;
+    if (e.code == ORCH_E_OK) {
+        char *msg = docker_json_pull_error(res->body, res->body_len);
+        if (msg != NULL) {
+            orch_fail(&e, ORCH_E_NOTFOUND, 0, "pull image %s: %s", p->ref, msg);
+            free(msg);
+        }
+    }
+    p->cb(p->data, res->status, &e);
+    free(p->ref);
+    free(p);
+}
+
+int docker_image_pull(struct docker_client *c, const char *ref, docker_done_fn cb, void *data,
+                      struct orch_error *err)
+{
+    if (ref == NULL || *ref == '\0')
+        return orch_fail(err, ORCH_E_INVALID, 0, "pull: no image reference");
+    _cleanup_free_ char *esc = docker_url_escape(ref, false);
+    _cleanup_free_ char *path = orch_xasprintf("/images/create?fromImage=%s", esc);
+    _cleanup_free_ char *what = orch_xasprintf("pull image %s", ref);
+    struct pull_ctx *p = orch_xcalloc(1, sizeof(*p));
+    *p = (struct pull_ctx){.cb = cb, .data = data, .ref = orch_xstrdup(ref)};
+    struct docker_request_opts o = {
+        .method = "POST", .path = path, .what = what, .idempotent = true, .timeout_ms = 600000};
+    int r = docker_request(c, &o, pull_done, p, err);
+    if (r < 0) {
+        free(p->ref);
+        free(p);
+    }
+    return r;
+}

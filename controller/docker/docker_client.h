@@ -28,7 +28,8 @@
  * effect may have happened: the caller re-observes instead. Backoff doubles from
  * retry_initial_ms to retry_max_ms, for at most max_attempts attempts within retry_budget_ms.
  *
- * The client never pulls an image (it has no call for /images/create). */
+ * The client pulls an image only when asked to (docker_image_pull); the reconciler asks only
+ * for images of a registry the user configured (ORCH_REGISTRY). */
 #ifndef ORCH_DOCKER_CLIENT_H
 #define ORCH_DOCKER_CLIENT_H
 
@@ -172,6 +173,12 @@ int docker_container_remove(struct docker_client *c, const char *id, bool force,
 /* GET /images/{ref}/json: 404 (ORCH_E_NOTFOUND) means the image is not on this engine. */
 int docker_image_inspect(struct docker_client *c, const char *ref, struct docker_image_info *out,
                          docker_done_fn cb, void *data, struct orch_error *err);
+
+/* POST /images/create?fromImage=REF: pulls ref (with its tag) from its registry. A failure the
+ * engine reports inside its progress stream is ORCH_E_NOTFOUND naming the image. Never call it
+ * for a registry the user did not configure: a pull sends DNS queries off the machine. */
+int docker_image_pull(struct docker_client *c, const char *ref, docker_done_fn cb, void *data,
+                      struct orch_error *err);
 
 /* A bridge network with labels; 409 when the name exists. *id_out new on success. */
 int docker_network_create(struct docker_client *c, const char *name,

@@ -1100,3 +1100,68 @@ void docker_lines_free(struct docker_lines *ls)
 {
     orch_buf_free(&ls->partial);
 }
+
+char *docker_json_pull_error(const char *body, size_t len)
+{
+    /* the engine answers 200 and streams progress objects; a failure is an object with an
+     * "error" member, usually the last one */
+    char *found = NULL;
+    size_t start = 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (i < len && body[i] != '\n')
+            continue;
+        if (i > start) {
+            json_t *o = json_loadb(body + start, i - start, 0, NULL);
+            const char *e =
+                json_is_object(o) ? json_string_value(json_object_get(o, "error")) : NULL;
+            if (e != NULL) {
+                free(found);
+                found = orch_xstrdup(e);
+            }
+            json_decref(o);
+        }
+        start = i + 1;
+    }
+    return found;
+}
+
+bool docker_image_registry(const char *ref, char *out, size_t out_len)
+{
+    /* Docker's rule: the first path component names a registry when it has a '.' or a ':' or
+     * is "localhost"; otherwise the image lives on Docker Hub. */
+    const char *slash = strchr(ref, '/');
+    if (slash == NULL)
+        return false;
+    size_t n = (size_t)(slash - ref);
+    bool host = n > 0 && (memchr(ref, '.', n) != NULL || memchr(ref, ':', n) != NULL ||
+                          (n == 9 && strncmp(ref, "localhost", 9) == 0));
+    if (!host || n + 1 > out_len)
+        return false;
+    memcpy(out, ref, n);
+    out[n] = '\0';
+    return true;
+}
+
+bool docker_registry_allowed(const char *ref, const char *allowed)
+{
+    char host[256];
+    if (allowed == NULL || *allowed == '\0' || !docker_image_registry(ref, host, sizeof(host)))
+        return false;
+    size_t hl = strlen(host);
+    for (const char *p = allowed; *p;) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        while (n > 0 && *p == ' ') {
+            p++;
+            n--;
+        }
+        while (n > 0 && p[n - 1] == ' ')
+            n--;
+        if (n == hl && strncmp(p, host, n) == 0)
+            return true;
+        if (end == NULL)
+            break;
+        p = end + 1;
+    }
+    return false;
+}

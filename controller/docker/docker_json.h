@@ -253,6 +253,18 @@ void docker_event_free(struct docker_event *ev);
  * the epoch. The engine's zero time (year 1) gives 0. -ORCH_E_DOCKER when malformed. */
 int docker_time_parse(const char *s, int64_t *out_ms, struct orch_error *err);
 
+/* The failure reported inside the 200 progress stream of POST /images/create (an object with
+ * an "error" member), as a new string, or NULL when the pull succeeded. */
+char *docker_json_pull_error(const char *body, size_t len);
+
+/* The registry host of an image reference ("127.0.0.1:5000" of "127.0.0.1:5000/web:1") into
+ * out; false for a Docker Hub image (no registry component) or when out is too small. */
+bool docker_image_registry(const char *ref, char *out, size_t out_len);
+
+/* True when ref's registry is one of the comma-separated hosts in allowed (ORCH_REGISTRY). A
+ * Docker Hub image is never allowed: orch pulls only from registries named explicitly. */
+bool docker_registry_allowed(const char *ref, const char *allowed);
+
 /* ---- line framing for streams ------------------------------------------------------------- */
 
 /* Splits a byte stream into '\n'-terminated lines (a trailing '\r' is dropped, empty lines are

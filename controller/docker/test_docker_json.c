@@ -896,9 +896,52 @@ static void test_time_parse(void **state)
     }
 }
 
+static void test_pull_and_registry(void **state)
+{
+    static const struct {
+        const char *body;
+        const char *error;
+    } pulls[] = {
+        {"{\"status\":\"Pulling from x\"}\n{\"status\":\"Digest: sha256:ab\"}\n", NULL},
+        {"{\"status\":\"Pulling\"}\n{\"errorDetail\":{\"message\":\"manifest unknown\"},"
+         "\"error\":\"manifest unknown\"}\n",
+         "manifest unknown"},
+        {"", NULL},
+        {"not json\n[1,2]\n{\"error\":3}\n", NULL},
+        {"{\"error\":\"a\"}\n{\"error\":\"b\"}", "b"},
+    };
+    for (size_t i = 0; i < ORCH_ARRAY_LEN(pulls); i++) {
+        char *e = docker_json_pull_error(pulls[i].body, strlen(pulls[i].body));
+        if (pulls[i].error == NULL)
+            assert_null(e);
+        else
+            assert_string_equal(e, pulls[i].error);
+        free(e);
+    }
+    static const struct {
+        const char *ref;
+        const char *allowed;
+        bool ok;
+    } regs[] = {
+        {"127.0.0.1:5000/web:1", "127.0.0.1:5000", true},
+        {"127.0.0.1:5000/web:1", "registry.local, 127.0.0.1:5000", true},
+        {"registry.local/team/web:2", "registry.local", true},
+        {"localhost/web", "localhost", true},
+        {"web:1", "docker.io", false},       /* Docker Hub: never */
+        {"library/web:1", "library", false}, /* "library" is a Hub namespace, not a host */
+        {"registry.local/web", "", false},
+        {"registry.local/web", NULL, false},
+        {"registry.local/web", "registry.loca", false},
+        {"evil.example/web", "registry.local", false},
+    };
+    for (size_t i = 0; i < ORCH_ARRAY_LEN(regs); i++)
+        assert_int_equal(docker_registry_allowed(regs[i].ref, regs[i].allowed), regs[i].ok);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pull_and_registry),
         cmocka_unit_test(test_container_create_body),
         cmocka_unit_test(test_container_create_invalid),
         cmocka_unit_test(test_other_bodies),

@@ -762,10 +762,30 @@ static int check_image(struct reconcile_run *run, struct svc_run *s, struct orch
     if (rc == 0)
         rc = run_sync(run->r, &sync, 1, err);
     docker_image_info_free(&ii);
+    const char *registries = getenv("ORCH_REGISTRY");
+    if (rc == -ORCH_E_NOTFOUND && docker_registry_allowed(s->tmpl.image, registries)) {
+        /* a registry the user named: pull, once per revision */
+        orch_error_clear(err);
+        orch_log(ORCH_LOG_INFO, "%s/%s: pulling %s", run->app, s->name, s->tmpl.image);
+        struct docker_sync ps = {0};
+        rc = docker_image_pull(run->r->dc, s->tmpl.image, docker_sync_done, &ps, err);
+        if (rc == 0)
+            rc = run_sync(run->r, &ps, 1, err);
+        if (rc == 0) {
+            s->image_ok_revision = s->row.revision;
+            return 0;
+        }
+        if (rc == -ORCH_E_NOTFOUND || rc == -ORCH_E_DOCKER) {
+            _cleanup_free_ char *why = orch_xstrdup(err->msg);
+            return orch_fail(err, ORCH_E_NOTFOUND, 0, "image %s could not be pulled: %s",
+                             s->tmpl.image, why);
+        }
+        return rc;
+    }
     if (rc == -ORCH_E_NOTFOUND)
         return orch_fail(err, ORCH_E_NOTFOUND, 0,
-                         "image %s is not on the engine (no registry is configured, so it was "
-                         "not pulled)",
+                         "image %s is not on the engine (orch pulls only from registries named "
+                         "in ORCH_REGISTRY, so it was not pulled)",
                          s->tmpl.image);
     if (rc == 0)
         s->image_ok_revision = s->row.revision;

@@ -343,6 +343,55 @@ class EngineTest(OrchTestCase):
         self.assertEqual((out["outcome"], out["exit_code"]), ("rolled_back", 1))
         self.assertEqual(out["services"][0]["change"], "revision")
 
+    def test_pull_only_from_a_configured_registry(self):
+        """A missing image is pulled only from a registry named in ORCH_REGISTRY: here a local
+        registry (Debian's docker-registry) on 127.0.0.1."""
+        import socket
+        with socket.socket() as sk:
+            sk.bind(("127.0.0.1", 0))
+            port = sk.getsockname()[1]
+        root = os.path.join(self.tmp, "registry")
+        cfg = self.write("registry.yml", f"""\
+version: 0.1
+storage:
+  filesystem: {{rootdirectory: {root}}}
+http:
+  addr: 127.0.0.1:{port}
+""")
+        reg = subprocess.Popen(["docker-registry", "serve", cfg], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+        image = f"127.0.0.1:{port}/orch-demo:pulltest{RUN_ID}"
+        try:
+            for _ in range(100):
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
+                    break
+                except Exception:
+                    time.sleep(0.1)
+            docker("tag", "orch-demo:1", image)
+            docker("push", image)
+            docker("rmi", image)
+            # not configured: nothing is pulled, the error names the image
+            app = self.app("nopull")
+            path = self.write("a.yaml", spec(app, 1, web_image=image))
+            r = self.orch("apply", path)
+            self.assertEqual(r.code, 5, r)
+            self.assertIn(image, r.err)
+            self.assertIn("ORCH_REGISTRY", r.err)
+            self.assertEqual(docker("images", "-q", image).strip(), "")
+            # configured: pulled, then it runs
+            app = self.app("pull")
+            path = self.write("b.yaml", spec(app, 1, web_image=image))
+            r = self.orch("apply", path, env={"ORCH_REGISTRY": f"127.0.0.1:{port}"})
+            self.assertEqual(r.code, 0, r)
+            self.assertIn("pulling", r.err)
+            self.assertEqual(len(self.running(app, "web")), 1)
+        finally:
+            reg.terminate()
+            reg.wait(timeout=30)
+            docker("rm", "-f", *[c["Id"] for c in containers(f"it-pull-{RUN_ID}")], check=False)
+            docker("rmi", "-f", image, check=False)
+
     def test_unreachable_engine(self):
         app = self.app("noengine")
         path = self.write("s.yaml", spec(app, 1))
