@@ -24,13 +24,15 @@
 #define DAEMON_WAKE_MS 100  /* longest sleep between looks at the queue */
 #define DAEMON_RETRY_MS 250 /* an app that is not done is passed again after this */
 #define DAEMON_ENGINE_BACKOFF_MAX 30000
+#define DAEMON_EVENT_FOLLOW_MS 3000 /* passes keep coming this long after an event */
 
 struct app_entry {
     char *name;
     struct reconcile_run *run;
     bool dirty;
-    int64_t next_ms; /* next pass due (INT64_MAX: only when dirty) */
-    bool done;       /* converged at the last pass */
+    int64_t next_ms;       /* next pass due (INT64_MAX: only when dirty) */
+    bool done;             /* converged at the last pass */
+    int64_t last_event_ms; /* the engine's last event about the app */
 };
 
 struct daemon {
@@ -181,6 +183,7 @@ static void on_event(void *data, const struct docker_event *ev)
              ev->action ? ev->action : "?", ev->actor_id ? ev->actor_id : "", app);
     struct app_entry *a = app_get(d, app);
     a->dirty = true;
+    a->last_event_ms = orch_now_mono_ms();
 }
 
 static void on_events_end(void *data, long status, const struct orch_error *err)
@@ -301,6 +304,10 @@ static int pass_app(struct daemon *d, struct app_entry *a, int64_t now)
         a->done = false;
         a->next_ms = pass.busy ? now : now + DAEMON_RETRY_MS;
     }
+    /* The engine's container list lags its events (a container whose die event has arrived
+     * may still be listed as running for a moment): after an event, look again shortly. */
+    if (now - a->last_event_ms < DAEMON_EVENT_FOLLOW_MS && a->next_ms > now + DAEMON_RETRY_MS)
+        a->next_ms = now + DAEMON_RETRY_MS;
     return 0;
 }
 

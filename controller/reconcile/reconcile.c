@@ -27,6 +27,7 @@
 #define RECONCILE_CRASH_LIMIT 3  /* exits of the new revision that fail its rollout */
 #define RECONCILE_BACKOFF_MIN_MS 1000
 #define RECONCILE_BACKOFF_MAX_MS 60000
+#define RECONCILE_BACKOFF_RESET_MS 10000 /* converged this long: backoff starts over */
 
 struct reconciler {
     struct store *store;
@@ -974,19 +975,23 @@ static int rollout_fail(struct reconcile_run *run, struct svc_run *s, const char
 static void note_crashes(struct reconcile_run *run, struct svc_run *s, int n, const char *what,
                          int64_t now)
 {
+    /* The first failure after a quiet period is replaced at once; repeated ones back off. */
+    bool first = s->crashes == 0;
     s->crashes += n;
-    s->backoff_until_ms = now + s->backoff_ms;
-    _cleanup_free_ char *msg = orch_xasprintf(
-        "%d instance%s of revision %lld %s; next start in %lldms", n, n == 1 ? "" : "s",
-        (long long)s->row.revision, what, (long long)s->backoff_ms);
+    int64_t delay = first ? 0 : s->backoff_ms;
+    s->backoff_until_ms = now + delay;
+    if (!first)
+        s->backoff_ms = s->backoff_ms * 2 > RECONCILE_BACKOFF_MAX_MS ? RECONCILE_BACKOFF_MAX_MS
+                                                                     : s->backoff_ms * 2;
+    _cleanup_free_ char *msg =
+        orch_xasprintf("%d instance%s of revision %lld %s; next start in %lldms", n,
+                       n == 1 ? "" : "s", (long long)s->row.revision, what, (long long)delay);
     orch_log(ORCH_LOG_WARN, "%s/%s: %s", run->app, s->name, msg);
     /* in the event log too, so `orch status` shows a crash loop backing off */
     struct orch_error e = {0};
     if (store_event_add(run->r->store, run->app, s->name, "backoff", msg, orch_now_wall_ms(), &e) <
         0)
         orch_log(ORCH_LOG_WARN, "%s/%s: %s", run->app, s->name, e.msg);
-    s->backoff_ms =
-        s->backoff_ms * 2 > RECONCILE_BACKOFF_MAX_MS ? RECONCILE_BACKOFF_MAX_MS : s->backoff_ms * 2;
 }
 
 static enum rollout_phase svc_phase(const struct svc_run *s)
@@ -1095,6 +1100,40 @@ static bool in_registry(struct reconcile_run *run, const struct svc_run *s,
     return run->r->prober != NULL && health_prober_status(run->r->prober, pi->id) == HEALTH_HEALTHY;
 }
 
+/* True when every instance listed as running still runs, by inspecting each (concurrently). */
+static bool still_running(struct reconcile_run *run, const struct plan_instance *inst, size_t n)
+{
+    struct docker_sync *sync = orch_xcalloc(n + 1, sizeof(*sync));
+    struct docker_container_info *info = orch_xcalloc(n + 1, sizeof(*info));
+    size_t issued = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (inst[i].state != PLAN_INST_RUNNING) {
+            sync[i].done = true;
+            continue;
+        }
+        struct orch_error e = {0};
+        if (docker_container_inspect(run->r->dc, inst[i].id, &info[i], docker_sync_done, &sync[i],
+                                     &e) < 0)
+            sync[i].done = true;
+        else
+            issued++;
+    }
+    struct orch_error e = {0};
+    bool ok = true;
+    if (issued > 0)
+        docker_sync_wait(run->r->dc, sync, n, &e);
+    for (size_t i = 0; i < n; i++) {
+        if (inst[i].state != PLAN_INST_RUNNING)
+            continue;
+        if (sync[i].err.code != ORCH_E_OK || !info[i].running)
+            ok = false;
+        docker_container_info_free(&info[i]);
+    }
+    free(info);
+    free(sync);
+    return ok;
+}
+
 /* Plans and executes one service. *acted is set when any action was issued. */
 static int pass_service(struct reconcile_run *run, struct batch *b, struct svc_run *s,
                         const struct docker_container_list *obs, int64_t now, bool *acted,
@@ -1198,6 +1237,19 @@ static int pass_service(struct reconcile_run *run, struct batch *b, struct svc_r
         s->settled_since_ms = 0;
     else if (s->settled_since_ms == 0)
         s->settled_since_ms = now;
+    /* The engine's container list can lag a container's exit by a second or two: before the
+     * settle time counts as proof, ask each running instance itself. */
+    if (converged && now - s->settled_since_ms >= RECONCILE_SETTLE_MS &&
+        !still_running(run, inst, n)) {
+        converged = false;
+        s->settled_since_ms = 0;
+    }
+    /* Healthy for a while: the next failure starts from the shortest backoff again (like
+     * Kubernetes resetting CrashLoopBackOff after a quiet period). */
+    if (converged && now - s->settled_since_ms >= RECONCILE_BACKOFF_RESET_MS) {
+        s->crashes = 0;
+        s->backoff_ms = RECONCILE_BACKOFF_MIN_MS;
+    }
 
     /* The rollout state machine decides; this function acts. */
     struct rollout_input ri = {
