@@ -33,11 +33,15 @@ static void synth_make(struct synth *s, size_t services)
     s->addrs = orch_xcalloc(s->n, sizeof(*s->addrs));
     s->port = (struct registry_port){"http", REGISTRY_TCP, 8080};
     for (size_t i = 0; i < services; i++) {
-        snprintf(s->svcs[i], sizeof(s->svcs[i]), "svc%zu", i);
+        /* services are at most 60000 (checked in main); the masks let the compiler see
+         * that every name fits its buffer */
+        snprintf(s->svcs[i], sizeof(s->svcs[i]), "svc%u", (unsigned)(i % 1000000));
         for (size_t k = 0; k < 2; k++) {
             size_t j = i * 2 + k;
-            snprintf(s->ids[j], sizeof(s->ids[j]), "%06zx%06zx%052d", i, k, 0);
-            snprintf(s->addrs[j], sizeof(s->addrs[j]), "10.%zu.%zu.%zu", i / 250, i % 250, k + 1);
+            snprintf(s->ids[j], sizeof(s->ids[j]), "%06x%06x%052d", (unsigned)(i & 0xffffff),
+                     (unsigned)(k & 0xffffff), 0);
+            snprintf(s->addrs[j], sizeof(s->addrs[j]), "10.%u.%u.%u", (unsigned)(i / 250 % 256),
+                     (unsigned)(i % 250), (unsigned)(k + 1) & 0xff);
             s->inst[j] = (struct registry_instance){.app = "bench",
                                                     .service = s->svcs[i],
                                                     .id = s->ids[j],
