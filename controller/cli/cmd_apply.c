@@ -96,7 +96,7 @@ static int parse_apply_args(const char *verb, int argc, char **argv, struct appl
                 return cli_usage_error(verb, "-o must be text or json, not '%s'", optarg);
             break;
         case 'h':
-            return -1000;
+            return CLI_HELP_SHOWN;
         case ':':
             return cli_usage_error(verb, "option '%s' needs a value", argv[optind - 1]);
         default:
@@ -304,7 +304,7 @@ static int run_apply(struct cli_ctx *ctx, int argc, char **argv, bool is_diff)
     const char *verb = is_diff ? "diff" : "apply";
     struct apply_args a = {0};
     int rc = parse_apply_args(verb, argc, argv, &a, is_diff);
-    if (rc == -1000) {
+    if (rc == CLI_HELP_SHOWN) {
         orch_strv_free(&a.images);
         return cli_print_help(is_diff ? cli_usage_diff : cli_usage_apply);
     }

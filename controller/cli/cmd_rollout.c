@@ -138,7 +138,7 @@ static int parse_follow_args(const char *verb, int argc, char **argv, bool undo,
             a->wait = true;
             break;
         case 'h':
-            return cli_print_help(cli_usage_rollout), -1000;
+            return cli_print_help(cli_usage_rollout), CLI_HELP_SHOWN;
         case ':':
             return cli_usage_error(verb, "option '%s' needs a value", argv[optind - 1]);
         default:
@@ -203,7 +203,7 @@ static int rollout_status(struct cli_ctx *ctx, int argc, char **argv)
     struct follow_args a = {0};
     int rc = parse_follow_args("rollout status", argc, argv, false, &a);
     if (rc != 0)
-        return rc == -1000 ? 0 : rc;
+        return rc == CLI_HELP_SHOWN ? 0 : rc;
     struct orch_error err = {0};
     struct store *s = NULL;
     _cleanup_free_ char *app = NULL;
@@ -260,7 +260,7 @@ static int rollout_undo(struct cli_ctx *ctx, int argc, char **argv)
     struct follow_args a = {0};
     int rc = parse_follow_args("rollout undo", argc, argv, true, &a);
     if (rc != 0)
-        return rc == -1000 ? 0 : rc;
+        return rc == CLI_HELP_SHOWN ? 0 : rc;
     struct orch_error err = {0};
     struct store *s = NULL;
     _cleanup_free_ char *app = NULL;
@@ -291,17 +291,9 @@ static int rollout_undo(struct cli_ctx *ctx, int argc, char **argv)
     have_target = rc == 0;
     if (rc == 0) {
         /* the service as it was at the target revision, with today's count and autoscale */
-        struct spec_service tmpl = {0}, cur = {0};
-        rc = spec_template_from_json(target.template_json, &tmpl, &err);
-        if (rc == 0)
-            rc = spec_service_from_json(row.spec_json, &cur, &err);
-        if (rc == 0) {
-            tmpl.replicas = cur.replicas;
-            tmpl.autoscale = cur.autoscale;
-            spec_json = spec_service_to_json(&tmpl);
-        }
-        spec_service_free(&tmpl);
-        spec_service_free(&cur);
+        spec_json = spec_service_rebase_json(target.template_json, row.spec_json, &err);
+        if (spec_json == NULL)
+            rc = -(int)err.code;
     }
     int64_t from = row.revision;
     if (rc == 0) {

@@ -875,16 +875,7 @@ static char *rollback_spec_json(struct reconciler *r, const char *app,
     struct store_revision rev;
     if (store_revision_get(r->store, app, cur->name, target, &rev, err) < 0)
         return NULL;
-    struct spec_service tmpl = {0}, now = {0};
-    char *json = NULL;
-    if (spec_template_from_json(rev.template_json, &tmpl, err) == 0 &&
-        spec_service_from_json(cur->spec_json, &now, err) == 0) {
-        tmpl.replicas = now.replicas;
-        tmpl.autoscale = now.autoscale;
-        json = spec_service_to_json(&tmpl);
-    }
-    spec_service_free(&now);
-    spec_service_free(&tmpl);
+    char *json = spec_service_rebase_json(rev.template_json, cur->spec_json, err);
     store_revision_free(&rev);
     return json;
 }

@@ -167,6 +167,13 @@ int spec_service_from_json(const char *json, struct spec_service *out, struct or
  * template fields; replicas is 0 and autoscale disabled, since a template has no scale. */
 int spec_template_from_json(const char *json, struct spec_service *out, struct orch_error *err);
 
+/* The service as it is when it goes back to another revision (rollback, undo): that revision's
+ * template (template_json, from spec_template_canonical) with the replicas and autoscale of the
+ * service as it is now (service_json, from spec_service_to_json). New string, or NULL with *err
+ * filled when either does not parse. */
+char *spec_service_rebase_json(const char *template_json, const char *service_json,
+                               struct orch_error *err);
+
 /* SHA-256 of spec_template_canonical(svc), as 64 lowercase hex digits plus NUL. */
 void spec_template_hash(const struct spec_service *svc, char out[65]);
 

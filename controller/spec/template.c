@@ -486,3 +486,19 @@ int spec_template_from_json(const char *json, struct spec_service *out, struct o
 {
     return from_json(json, false, out, err);
 }
+
+char *spec_service_rebase_json(const char *template_json, const char *service_json,
+                               struct orch_error *err)
+{
+    struct spec_service tmpl = {0}, now = {0};
+    char *json = NULL;
+    if (spec_template_from_json(template_json, &tmpl, err) == 0 &&
+        spec_service_from_json(service_json, &now, err) == 0) {
+        tmpl.replicas = now.replicas;
+        tmpl.autoscale = now.autoscale;
+        json = spec_service_to_json(&tmpl);
+    }
+    spec_service_free(&now);
+    spec_service_free(&tmpl);
+    return json;
+}

@@ -365,12 +365,46 @@ static void test_from_json_errors(void **state)
     free(good);
 }
 
+/* Going back to an old revision: its template, today's replicas and autoscale. */
+static void test_rebase(void **state)
+{
+    struct spec_app old = parse_ok("app: a\nservices:\n  web:\n    image: orch-demo:1\n"
+                                   "    replicas: 2\n    env: {V: old}\n");
+    struct spec_app now = parse_ok("app: a\nservices:\n  web:\n    image: orch-demo:2\n"
+                                   "    replicas: 7\n    autoscale: {min: 3, max: 9, cpu: 60}\n");
+    char *tmpl = spec_template_canonical(&old.services[0]);
+    char *cur = spec_service_to_json(&now.services[0]);
+    struct orch_error err = {0};
+    char *json = spec_service_rebase_json(tmpl, cur, &err);
+    assert_non_null(json);
+    struct spec_service back;
+    assert_int_equal(spec_service_from_json(json, &back, &err), 0);
+    assert_string_equal(back.image, "orch-demo:1");
+    assert_int_equal(back.env_len, 1);
+    assert_string_equal(back.env[0].value, "old");
+    assert_int_equal(back.replicas, 7);
+    assert_true(back.autoscale.enabled);
+    assert_int_equal(back.autoscale.max, 9);
+    /* and its template is the old one exactly */
+    char *again = spec_template_canonical(&back);
+    assert_string_equal(again, tmpl);
+    assert_null(spec_service_rebase_json("{", cur, &err));
+    assert_null(spec_service_rebase_json(tmpl, "not json", &err));
+    free(again);
+    spec_service_free(&back);
+    free(json);
+    free(cur);
+    free(tmpl);
+    spec_app_free(&old);
+    spec_app_free(&now);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_same_hash),        cmocka_unit_test(test_hash_changes),
-        cmocka_unit_test(test_canonical_form),   cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_from_json_errors),
+        cmocka_unit_test(test_rebase),       cmocka_unit_test(test_same_hash),
+        cmocka_unit_test(test_hash_changes), cmocka_unit_test(test_canonical_form),
+        cmocka_unit_test(test_round_trip),   cmocka_unit_test(test_from_json_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
