@@ -220,6 +220,7 @@ struct svc_run {
     bool rolled_back;
     int64_t rollback_rollout_id; /* the rollout that was rolled back, while rolling back */
     int64_t rollback_target;     /* the revision we rolled back to */
+    bool rev_active;             /* the store calls the current revision active */
     char line[256];              /* last progress line printed */
     char waiting_for[64];        /* the dependency it waits for, "" for none */
     struct plan_counts counts;   /* as of the last pass */
@@ -385,6 +386,7 @@ static int run_load(struct reconcile_run *run, struct orch_error *err)
                 spec_service_free(&s->tmpl);
             s->tmpl_revision = 0;
             rc = spec_template_from_json(rev.template_json, &s->tmpl, err);
+            s->rev_active = rev.state == STORE_REV_ACTIVE;
             store_revision_free(&rev);
             if (rc < 0) {
                 orch_wrap(err, "revision %lld of %s/%s", (long long)s->row.revision, run->app,
@@ -862,6 +864,8 @@ static int rollout_complete(struct reconcile_run *run, struct svc_run *s, struct
         store_rollout_free(&s->rollout);
         s->has_rollout = false;
     }
+    if (rc == 0)
+        s->rev_active = true;
     return rc;
 }
 
@@ -1266,6 +1270,11 @@ static int pass_service(struct reconcile_run *run, struct batch *b, struct svc_r
     struct rollout_decision dec = rollout_decide(&ri);
     switch (dec.verdict) {
     case ROLLOUT_WAIT:
+        /* A revision that is serving fine with no rollout (e.g. its image was missing once and
+         * has been loaded since) is recorded as the good one, so it can be rolled back to. */
+        if (ri.phase == ROLLOUT_IDLE && !s->rev_active && ri.converged &&
+            ri.converged_for_ms >= ri.settle_ms)
+            rc = rollout_complete(run, s, err);
         break;
     case ROLLOUT_COMPLETE:
         /* recorded as soon as this service is done, even if others of the app are not */

@@ -201,6 +201,21 @@ class EngineTest(OrchTestCase):
         hist = self.ok("rollout", "history", f"{app}/web", "-o", "json").json()["revisions"]
         self.assertEqual(hist[0]["state"], "failed")
 
+        # the image appears later: the same file converges, and that revision becomes the
+        # active (good) one although no new rollout was made for it
+        late = self.app("late")
+        image = f"orch-late-{RUN_ID}:1"
+        lpath = self.write("late.yaml", spec(late, 1, web_image=image))
+        self.assertEqual(self.orch("apply", lpath).code, 5)
+        docker("tag", "orch-demo:1", image)
+        try:
+            self.ok("apply", lpath)
+            hist = self.ok("rollout", "history", f"{late}/web", "-o", "json").json()["revisions"]
+            self.assertEqual([h["state"] for h in hist], ["active"])
+        finally:
+            self.orch("delete", "--app", late)
+            docker("rmi", image, check=False)
+
         # a good revision, then a missing image: rolled back, the good one keeps serving
         good = self.write("good.yaml", spec(app, 2))
         self.ok("apply", good)
