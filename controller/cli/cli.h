@@ -105,6 +105,12 @@ int cli_converge(struct reconciler *r, const char *app, bool remove_volumes);
 int cli_converge_quiet(struct reconciler *r, const char *app, bool remove_volumes, bool quiet,
                        char **outcome);
 
+/* Opens the store (read-only unless write) and resolves ref: the prologue of every verb that
+ * names one service. On failure the store is closed, *s is NULL and *err says why; read-only
+ * with no state yet resolves nothing (ORCH_E_NOTFOUND). */
+int cli_open_service(struct cli_ctx *ctx, const char *ref, bool write, struct store **s, char **app,
+                     char **svc, struct orch_error *err);
+
 /* A simple aligned text table: add rows of strings, then print. */
 struct cli_table {
     size_t ncols;

@@ -34,15 +34,10 @@ static int rollout_history(struct cli_ctx *ctx, int argc, char **argv)
 
     struct orch_error err = {0};
     struct store *s = NULL;
-    if (cli_store_open_read(ctx, &s, &err) < 0)
-        return cli_report(&err);
     _cleanup_free_ char *app = NULL;
     _cleanup_free_ char *svc = NULL;
-    if (cli_service_resolve(s, ref, &app, &svc, &err) < 0) {
-        if (s)
-            store_close(s);
+    if (cli_open_service(ctx, ref, false, &s, &app, &svc, &err) < 0)
         return cli_report(&err);
-    }
     struct store_revision *v = NULL;
     size_t n = 0;
     if (store_revisions_list(s, app, svc, &v, &n, &err) < 0) {
@@ -208,14 +203,8 @@ static int rollout_status(struct cli_ctx *ctx, int argc, char **argv)
     struct store *s = NULL;
     _cleanup_free_ char *app = NULL;
     _cleanup_free_ char *svc = NULL;
-    rc = cli_store_open(ctx, &s, &err);
-    if (rc == 0)
-        rc = cli_service_resolve(s, a.ref, &app, &svc, &err);
-    if (rc < 0) {
-        if (s)
-            store_close(s);
+    if (cli_open_service(ctx, a.ref, true, &s, &app, &svc, &err) < 0)
         return cli_report(&err);
-    }
     rc = follow(ctx, s, app, svc, 0, a.timeout_ms);
     store_close(s);
     return rc;
@@ -271,9 +260,7 @@ static int rollout_undo(struct cli_ctx *ctx, int argc, char **argv)
     bool have_row = false, have_target = false, in_tx = false;
     int64_t now = orch_now_wall_ms();
 
-    rc = cli_store_open(ctx, &s, &err);
-    if (rc == 0)
-        rc = cli_service_resolve(s, a.ref, &app, &svc, &err);
+    rc = cli_open_service(ctx, a.ref, true, &s, &app, &svc, &err);
     if (rc == 0 && !cli_record_only(ctx)) {
         /* the engine must answer before anything is recorded */
         struct reconciler *probe = NULL;

@@ -109,9 +109,7 @@ int cli_cmd_status(struct cli_ctx *ctx, int argc, char **argv)
     _cleanup_free_ char *svc = NULL;
     struct reconcile_service_status *v = NULL;
     size_t n = 0;
-    int rc = cli_store_open_read(ctx, &s, &err);
-    if (rc == 0)
-        rc = cli_service_resolve(s, ref, &app, &svc, &err);
+    int rc = cli_open_service(ctx, ref, false, &s, &app, &svc, &err);
     if (rc == 0)
         rc = cli_reconciler_open(s, 0, &rec, &err);
     if (rc == 0)

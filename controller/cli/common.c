@@ -240,6 +240,20 @@ int cli_service_resolve(struct store *s, const char *ref, char **app_out, char *
     return rc;
 }
 
+int cli_open_service(struct cli_ctx *ctx, const char *ref, bool write, struct store **s, char **app,
+                     char **svc, struct orch_error *err)
+{
+    *s = NULL;
+    int rc = write ? cli_store_open(ctx, s, err) : cli_store_open_read(ctx, s, err);
+    if (rc == 0)
+        rc = cli_service_resolve(*s, ref, app, svc, err);
+    if (rc < 0 && *s != NULL) {
+        store_close(*s);
+        *s = NULL;
+    }
+    return rc;
+}
+
 void cli_table_init(struct cli_table *t, size_t ncols, const char *const *headers)
 {
     memset(t, 0, sizeof(*t));

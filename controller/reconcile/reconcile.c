@@ -213,6 +213,7 @@ struct svc_run {
     int crashes;
     int failed_actions;       /* creates/starts the engine refused in the last batch */
     int64_t settled_since_ms; /* 0: not settled */
+    bool settle_confirmed;    /* this settled period was checked by inspecting the instances */
     int64_t backoff_ms;
     int64_t backoff_until_ms;
     bool settled; /* plan empty and converged this pass */
@@ -1228,16 +1229,22 @@ static int pass_service(struct reconcile_run *run, struct batch *b, struct svc_r
             goto out;
     }
     bool converged = p.n == 0 && plan_counts_converged(&counts);
-    if (!converged)
+    if (!converged) {
         s->settled_since_ms = 0;
-    else if (s->settled_since_ms == 0)
-        s->settled_since_ms = now;
+    } else if (s->settled_since_ms == 0) {
+        s->settled_since_ms = now; /* a new settled period: to be confirmed */
+        s->settle_confirmed = false;
+    }
     /* The engine's container list can lag a container's exit by a second or two: before the
-     * settle time counts as proof, ask each running instance itself. */
-    if (converged && now - s->settled_since_ms >= RECONCILE_SETTLE_MS &&
-        !still_running(run, inst, n)) {
-        converged = false;
-        s->settled_since_ms = 0;
+     * settle time counts as proof, ask each running instance itself, once per settled period
+     * (later passes of a converged service, e.g. the daemon's resyncs, trust the list). */
+    if (converged && !s->settle_confirmed && now - s->settled_since_ms >= RECONCILE_SETTLE_MS) {
+        if (still_running(run, inst, n)) {
+            s->settle_confirmed = true;
+        } else {
+            converged = false;
+            s->settled_since_ms = 0;
+        }
     }
     /* Healthy for a while: the next failure starts from the shortest backoff again (like
      * Kubernetes resetting CrashLoopBackOff after a quiet period). */

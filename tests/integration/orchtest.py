@@ -1,14 +1,38 @@
 """Shared helpers of the integration tests: run the orch binary under test in a private state
-dir and read its JSON output. The binary comes from ORCH_BIN (set by ctest)."""
+dir, read its JSON output, talk to the engine, and remove every app a test made. The binary
+comes from ORCH_BIN (set by ctest)."""
 import json
 import os
 import shutil
 import subprocess
 import tempfile
 import unittest
+import urllib.request
 
 ORCH = os.environ.get("ORCH_BIN", "orch")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RUN_ID = f"{os.getpid() % 100000}"
+
+
+def docker(*args, check=True):
+    p = subprocess.run(["docker"] + list(args), capture_output=True, text=True, timeout=120)
+    if check and p.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)}: {p.stderr}")
+    return p.stdout
+
+
+def containers(app, all_states=True):
+    """The containers carrying orch.app=APP, as docker inspect dicts."""
+    ids = docker("ps", "-q", *(["-a"] if all_states else []), "--filter",
+                 f"label=orch.app={app}").split()
+    if not ids:
+        return []
+    return json.loads(docker("inspect", *ids))
+
+
+def http_get(endpoint, path="/"):
+    with urllib.request.urlopen(f"http://{endpoint}{path}", timeout=5) as r:
+        return r.read().decode()
 
 
 class Result:
@@ -27,12 +51,30 @@ class Result:
 class OrchTestCase(unittest.TestCase):
     """Each test gets a fresh state dir and a scratch folder for spec files."""
 
+    APP_PREFIX = "t"  # app names are PREFIX-NAME-RUNID, unique per test run
+
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="orch-test-")
         self.state = os.path.join(self.tmp, "state")
+        self.apps = []
 
     def tearDown(self):
+        for app in self.apps:
+            self.remove_app(app)
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def app(self, name):
+        """A new app name, removed (containers, network, volumes) when the test ends."""
+        app = f"{self.APP_PREFIX}-{name}-{RUN_ID}"
+        self.apps.append(app)
+        return app
+
+    def remove_app(self, app):
+        """orch delete --app, then whatever is left on the engine, even if orch failed."""
+        self.orch("delete", "--app", app, "--volumes", timeout=180)
+        for c in containers(app):
+            docker("rm", "-f", c["Id"], check=False)
+        docker("network", "rm", f"orch-{app}", check=False)
 
     def orch(self, *args, stdin=None, env=None, timeout=300, state=True):
         argv = [ORCH] + list(args)

@@ -11,8 +11,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from orchtest import ORCH, ROOT, OrchTestCase  # noqa: E402
-from test_engine import RUN_ID, containers, docker, http_get  # noqa: E402
+from orchtest import ORCH, ROOT, OrchTestCase, containers, docker, http_get  # noqa: E402
 
 HEALTH = "    health: {http: /healthz, interval: 300ms, timeout: 500ms, retries: 2}\n"
 
@@ -30,9 +29,10 @@ services:
 
 
 class DaemonTest(OrchTestCase):
+    APP_PREFIX = "dm"
+
     def setUp(self):
         super().setUp()
-        self.apps = []
         self.daemon = None
         self.log = os.path.join(self.tmp, "daemon.log")
 
@@ -40,11 +40,6 @@ class DaemonTest(OrchTestCase):
         self.stop_daemon()
         if getattr(self, "logf", None) is not None:
             self.logf.close()
-        for app in self.apps:
-            self.orch("delete", "--app", app, timeout=120)
-            for c in containers(app):
-                docker("rm", "-f", c["Id"], check=False)
-            docker("network", "rm", f"orch-{app}", check=False)
         super().tearDown()
 
     def start_daemon(self):
@@ -71,11 +66,6 @@ class DaemonTest(OrchTestCase):
             rc = self.daemon.wait()
         self.daemon = None
         return rc
-
-    def app(self, name):
-        app = f"dm-{name}-{RUN_ID}"
-        self.apps.append(app)
-        return app
 
     def healthy(self, app, service="web"):
         r = self.orch("status", f"{app}/{service}", "-o", "json")

@@ -14,8 +14,7 @@ import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from orchtest import ORCH, OrchTestCase  # noqa: E402
-from test_engine import RUN_ID, containers, docker, http_get  # noqa: E402
+from orchtest import ORCH, OrchTestCase, containers, http_get  # noqa: E402
 
 
 def free_port():
@@ -25,10 +24,12 @@ def free_port():
 
 
 class DnsTest(OrchTestCase):
+    APP_PREFIX = "dns"
+
     def setUp(self):
         super().setUp()
         self.port = free_port()
-        self.app = f"dns{RUN_ID}"
+        self.appname = self.app("dns")
         self.log = open(os.path.join(self.tmp, "daemon.log"), "a")
         self.daemon = subprocess.Popen(
             [ORCH, "--state", self.state, "daemon", "--dns", f"127.0.0.1:{self.port}",
@@ -42,10 +43,6 @@ class DnsTest(OrchTestCase):
         except subprocess.TimeoutExpired:
             self.daemon.kill()
         self.log.close()
-        self.orch("delete", "--app", self.app, timeout=180)
-        for c in containers(self.app):
-            docker("rm", "-f", c["Id"], check=False)
-        docker("network", "rm", f"orch-{self.app}", check=False)
         super().tearDown()
 
     def dig(self, *args):
@@ -58,7 +55,7 @@ class DnsTest(OrchTestCase):
 
     def spec(self, replicas, image="orch-demo:1"):
         return self.write("s.yaml", f"""\
-app: {self.app}
+app: {self.appname}
 services:
   web:
     image: {image}
@@ -79,8 +76,8 @@ services:
 
     def test_records(self):
         self.ok("apply", self.spec(3), "--wait", "--timeout", "60s")
-        zone = f"web.{self.app}.orch."
-        st = self.ok("status", f"{self.app}/web", "-o", "json").json()
+        zone = f"web.{self.appname}.orch."
+        st = self.ok("status", f"{self.appname}/web", "-o", "json").json()
         ports = {int(i["endpoints"]["http"].split(":")[1]): i["id"][:12] for i in st["instances"]}
         self.assertEqual(self.short(zone, "A"), ["127.0.0.1"])  # deduplicated
         srv = self.short(f"_http._tcp.{zone}", "SRV")
@@ -96,7 +93,7 @@ services:
         inst = next(iter(ports.values()))
         self.assertEqual(self.short(f"{inst}.{zone}", "A"), ["127.0.0.1"])
         # unknown name in the zone: NXDOMAIN with the SOA; outside: REFUSED; case-insensitive
-        out = self.dig(f"nosuch.{self.app}.orch.", "A")
+        out = self.dig(f"nosuch.{self.appname}.orch.", "A")
         self.assertIn("status: NXDOMAIN", out)
         self.assertIn("SOA", out.split("AUTHORITY SECTION")[1])
         self.assertIn("status: REFUSED", self.dig("example.com.", "A"))
@@ -113,7 +110,7 @@ services:
         print(f"\nunhealthy -> out of SRV: {time.monotonic() - t0:.2f}s", file=sys.stderr)
 
         # scaled to 0: the name stays, with no data (NODATA)
-        self.ok("scale", f"{self.app}/web=0")
+        self.ok("scale", f"{self.appname}/web=0")
         self.wait_for("no instances", lambda: not self.short(zone, "A"))
         out = self.dig(zone, "A")
         self.assertIn("status: NOERROR", out)
@@ -121,7 +118,7 @@ services:
 
     def test_truncation_over_udp_full_over_tcp(self):
         self.ok("apply", self.spec(40), "--wait", "--timeout", "180s", timeout=300)
-        name = f"_http._tcp.web.{self.app}.orch."
+        name = f"_http._tcp.web.{self.appname}.orch."
         udp = self.dig("+ignore", "+noedns", name, "SRV")
         self.assertIn(" tc", udp.split("flags:")[1].split(";")[0])
         tcp = self.short(name, "SRV", "+tcp")
@@ -131,7 +128,7 @@ services:
         """A client that resolves the registry before each request sees no failure while
         every instance is replaced: instances leave the registry a TTL before they stop."""
         self.ok("apply", self.spec(3), "--wait", "--timeout", "60s")
-        name = f"_http._tcp.web.{self.app}.orch."
+        name = f"_http._tcp.web.{self.appname}.orch."
         stop = threading.Event()
         results = {"ok": 0, "failed": 0, "errors": []}
 
@@ -162,7 +159,7 @@ services:
               file=sys.stderr)
         self.assertGreater(results["ok"], 20)
         self.assertEqual(results["failed"], 0, results["errors"][:5])
-        revs = {c["Config"]["Labels"]["orch.revision"] for c in containers(self.app)}
+        revs = {c["Config"]["Labels"]["orch.revision"] for c in containers(self.appname)}
         self.assertEqual(revs, {"2"})
 
 

@@ -10,31 +10,7 @@ import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from orchtest import OrchTestCase  # noqa: E402
-
-RUN_ID = f"{os.getpid() % 100000}"
-
-
-def docker(*args, check=True):
-    p = subprocess.run(["docker"] + list(args), capture_output=True, text=True, timeout=120)
-    if check and p.returncode != 0:
-        raise AssertionError(f"docker {' '.join(args)}: {p.stderr}")
-    return p.stdout
-
-
-def containers(app, all_states=True):
-    """The containers carrying orch.app=APP, as docker inspect dicts."""
-    ids = docker("ps", "-q", *(["-a"] if all_states else []), "--filter",
-                 f"label=orch.app={app}").split()
-    if not ids:
-        return []
-    return json.loads(docker("inspect", *ids))
-
-
-def http_get(endpoint, path="/"):
-    with urllib.request.urlopen(f"http://{endpoint}{path}", timeout=5) as r:
-        return r.read().decode()
-
+from orchtest import RUN_ID, OrchTestCase, containers, docker, http_get  # noqa: E402
 
 def spec(app, web_replicas=3, web_image="orch-demo:1", extra="", web_extra=""):
     return f"""\
@@ -61,22 +37,7 @@ WORKER = """\
 
 
 class EngineTest(OrchTestCase):
-    def setUp(self):
-        super().setUp()
-        self.apps = []
-
-    def tearDown(self):
-        for app in self.apps:
-            self.orch("delete", "--app", app, "--volumes", timeout=120)
-            for c in containers(app):
-                docker("rm", "-f", c["Id"], check=False)
-            docker("network", "rm", f"orch-{app}", check=False)
-        super().tearDown()
-
-    def app(self, name):
-        app = f"it-{name}-{RUN_ID}"
-        self.apps.append(app)
-        return app
+    APP_PREFIX = "it"
 
     def running(self, app, service=None):
         out = []
@@ -213,7 +174,7 @@ class EngineTest(OrchTestCase):
             hist = self.ok("rollout", "history", f"{late}/web", "-o", "json").json()["revisions"]
             self.assertEqual([h["state"] for h in hist], ["active"])
         finally:
-            self.orch("delete", "--app", late)
+            self.remove_app(late)
             docker("rmi", image, check=False)
 
         # a good revision, then a missing image: rolled back, the good one keeps serving
@@ -405,7 +366,6 @@ http:
         finally:
             reg.terminate()
             reg.wait(timeout=30)
-            docker("rm", "-f", *[c["Id"] for c in containers(f"it-pull-{RUN_ID}")], check=False)
             docker("rmi", "-f", image, check=False)
 
     def test_unreachable_engine(self):

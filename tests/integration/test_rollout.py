@@ -13,8 +13,7 @@ import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from orchtest import ORCH, OrchTestCase  # noqa: E402
-from test_engine import RUN_ID, containers, docker  # noqa: E402
+from orchtest import ORCH, OrchTestCase, containers  # noqa: E402
 
 
 def spec(app, replicas, update, image="orch-demo:1"):
@@ -68,22 +67,7 @@ class Sampler(threading.Thread):
 
 
 class RolloutTest(OrchTestCase):
-    def setUp(self):
-        super().setUp()
-        self.apps = []
-
-    def tearDown(self):
-        for app in self.apps:
-            self.orch("delete", "--app", app, timeout=120)
-            for c in containers(app):
-                docker("rm", "-f", c["Id"], check=False)
-            docker("network", "rm", f"orch-{app}", check=False)
-        super().tearDown()
-
-    def app(self, name):
-        app = f"ro-{name}-{RUN_ID}"
-        self.apps.append(app)
-        return app
+    APP_PREFIX = "ro"
 
     def revisions(self, app):
         return [c["Config"]["Labels"]["orch.revision"] for c in containers(app)
