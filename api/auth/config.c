@@ -487,8 +487,9 @@ int auth_config_load(const char *path, struct auth_config **out, struct orch_err
                                      : orch_xasprintf("%s/%s", dir, is->jwks_path);
         rc = jwks_load_file(p, &is->keys, err);
         if (rc < 0) {
+            orch_wrap(err, "%s: issuer %s", path, is->name);
             auth_config_free(cfg);
-            return orch_wrap(err, "%s: issuer %s", path, is->name);
+            return rc;
         }
     }
     *out = cfg;
