@@ -357,6 +357,10 @@ static int parse_rule(json_t *o, const char *where, const char *file, const stru
             orch_strv_push(&r->apps, s);
     }
     json_t *claims = json_object_get(o, "claims");
+    if (claims != NULL && mtls)
+        return orch_fail(err, ORCH_E_INVALID, 0,
+                         "%s: %s.claims: a client certificate has only its name (sub)", file,
+                         where);
     if (claims != NULL) {
         if (!json_is_object(claims))
             return orch_fail(err, ORCH_E_INVALID, 0,

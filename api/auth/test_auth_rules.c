@@ -306,11 +306,16 @@ static void test_invalid_files(void **state)
         {"rules:\n  - {issuer: mtls, sub: x, role: viewer, apps: [Shop]}\n", "rules[0].apps[0]"},
         {"rules:\n  - {issuer: mtls, sub: x, role: viewer, apps: [[a]]}\n", "rules[0].apps[0]"},
         {"rules:\n  - {issuer: mtls, role: viewer, apps: [a]}\n", "rules[0].sub: missing"},
-        {"rules:\n  - {issuer: mtls, sub: x, role: viewer, apps: [a], claims: {sub: y}}\n",
+        {"issuers:\n  - {name: gh, issuer: https://x, audience: a, jwks: k}\n"
+         "rules:\n  - {issuer: gh, sub: x, role: viewer, apps: [a], claims: {sub: y}}\n",
          "rules[0].claims.sub"},
-        {"rules:\n  - {issuer: mtls, sub: x, role: viewer, apps: [a], claims: [y]}\n",
+        {"rules:\n  - {issuer: mtls, sub: x, role: viewer, apps: [a], claims: {o: acme}}\n",
+         "rules[0].claims: a client certificate has only its name"},
+        {"issuers:\n  - {name: gh, issuer: https://x, audience: a, jwks: k}\n"
+         "rules:\n  - {issuer: gh, sub: x, role: viewer, apps: [a], claims: [y]}\n",
          "rules[0].claims"},
-        {"rules:\n  - {issuer: mtls, sub: x, role: viewer, apps: [a], claims: {r: [y]}}\n",
+        {"issuers:\n  - {name: gh, issuer: https://x, audience: a, jwks: k}\n"
+         "rules:\n  - {issuer: gh, sub: x, role: viewer, apps: [a], claims: {r: [y]}}\n",
          "rules[0].claims.r: must be a string"},
         {"rules:\n  - {issuer: mtls, sub: x, role: viewer, apps: [a], extra: 1}\n",
          "rules[0]: unknown key 'extra'"},
