@@ -996,26 +996,41 @@ int docker_containers_list(struct docker_client *c, const char *const *labels, s
     return typed_request(c, &q, cb, data, err);
 }
 
-/* Shared by the verbs on one object: METHOD /PREFIX/{ref}SUFFIX. */
-static int object_request(struct docker_client *c, const char *method, const char *kind,
-                          const char *prefix, const char *ref, bool keep_slash, const char *suffix,
-                          const char *body, const char *verb, bool idempotent, int64_t timeout_ms,
-                          enum typed_kind tk, void *out, docker_done_fn cb, void *data,
-                          struct orch_error *err)
+/* One request on one object: METHOD /PREFIX/{ref}SUFFIX, described in messages as
+ * "VERB KIND REF". */
+struct object_req {
+    const char *method;
+    const char *kind;   /* "container", "image", "network", "volume", "exec" */
+    const char *prefix; /* "/containers" */
+    const char *ref;    /* id or name; escaped here */
+    bool keep_slash;    /* image references keep their '/' */
+    const char *suffix; /* "/json", "?force=1", ...; NULL = none */
+    const char *body;
+    const char *verb; /* "inspect", "remove", ... */
+    bool idempotent;
+    int64_t timeout_ms;
+    enum typed_kind tk;
+    void *out;
+};
+
+/* Shared by the verbs on one object. */
+static int object_request(struct docker_client *c, const struct object_req *o, docker_done_fn cb,
+                          void *data, struct orch_error *err)
 {
-    _cleanup_free_ char *esc = path_ref(kind, ref, keep_slash, err);
+    _cleanup_free_ char *esc = path_ref(o->kind, o->ref, o->keep_slash, err);
     if (esc == NULL)
         return -err->code;
-    _cleanup_free_ char *path = orch_xasprintf("%s/%s%s", prefix, esc, suffix);
-    _cleanup_free_ char *what = orch_xasprintf("%s %s %s", verb, kind, ref);
-    struct typed_req q = {.method = method,
+    _cleanup_free_ char *path =
+        orch_xasprintf("%s/%s%s", o->prefix, esc, o->suffix ? o->suffix : "");
+    _cleanup_free_ char *what = orch_xasprintf("%s %s %s", o->verb, o->kind, o->ref);
+    struct typed_req q = {.method = o->method,
                           .path = path,
-                          .body = body,
+                          .body = o->body,
                           .what = what,
-                          .idempotent = idempotent,
-                          .timeout_ms = timeout_ms,
-                          .kind = tk,
-                          .out = out};
+                          .idempotent = o->idempotent,
+                          .timeout_ms = o->timeout_ms,
+                          .kind = o->tk,
+                          .out = o->out};
     return typed_request(c, &q, cb, data, err);
 }
 
@@ -1024,8 +1039,16 @@ int docker_container_inspect(struct docker_client *c, const char *id,
                              struct orch_error *err)
 {
     *out = (struct docker_container_info){0};
-    return object_request(c, "GET", "container", "/containers", id, false, "/json", NULL, "inspect",
-                          true, 0, T_CONTAINER_INFO, out, cb, data, err);
+    struct object_req o = {.method = "GET",
+                           .kind = "container",
+                           .prefix = "/containers",
+                           .ref = id,
+                           .suffix = "/json",
+                           .verb = "inspect",
+                           .idempotent = true,
+                           .tk = T_CONTAINER_INFO,
+                           .out = out};
+    return object_request(c, &o, cb, data, err);
 }
 
 int docker_container_create(struct docker_client *c, const char *name,
@@ -1059,8 +1082,14 @@ int docker_container_start(struct docker_client *c, const char *id, docker_done_
                            struct orch_error *err)
 {
     /* Starting a started container is a 304: resending is harmless. */
-    return object_request(c, "POST", "container", "/containers", id, false, "/start", NULL, "start",
-                          true, 0, T_NONE, NULL, cb, data, err);
+    struct object_req o = {.method = "POST",
+                           .kind = "container",
+                           .prefix = "/containers",
+                           .ref = id,
+                           .suffix = "/start",
+                           .verb = "start",
+                           .idempotent = true};
+    return object_request(c, &o, cb, data, err);
 }
 
 int docker_container_stop(struct docker_client *c, const char *id, int timeout_s, docker_done_fn cb,
@@ -1077,8 +1106,15 @@ int docker_container_stop(struct docker_client *c, const char *id, int timeout_s
      * the container's own StopTimeout we do not know it; orch sets at most an hour. */
     int64_t timeout_ms =
         (timeout_s >= 0 ? (int64_t)timeout_s * 1000 : 3600000) + c->opts.request_timeout_ms;
-    return object_request(c, "POST", "container", "/containers", id, false, suffix, NULL, "stop",
-                          true, timeout_ms, T_NONE, NULL, cb, data, err);
+    struct object_req o = {.method = "POST",
+                           .kind = "container",
+                           .prefix = "/containers",
+                           .ref = id,
+                           .suffix = suffix,
+                           .verb = "stop",
+                           .idempotent = true,
+                           .timeout_ms = timeout_ms};
+    return object_request(c, &o, cb, data, err);
 }
 
 int docker_container_kill(struct docker_client *c, const char *id, const char *signal,
@@ -1086,24 +1122,44 @@ int docker_container_kill(struct docker_client *c, const char *id, const char *s
 {
     _cleanup_free_ char *sig = docker_url_escape(signal ? signal : "SIGKILL", false);
     _cleanup_free_ char *suffix = orch_xasprintf("/kill?signal=%s", sig);
-    return object_request(c, "POST", "container", "/containers", id, false, suffix, NULL, "kill",
-                          true, 0, T_NONE, NULL, cb, data, err);
+    struct object_req o = {.method = "POST",
+                           .kind = "container",
+                           .prefix = "/containers",
+                           .ref = id,
+                           .suffix = suffix,
+                           .verb = "kill",
+                           .idempotent = true};
+    return object_request(c, &o, cb, data, err);
 }
 
 int docker_container_remove(struct docker_client *c, const char *id, bool force, docker_done_fn cb,
                             void *data, struct orch_error *err)
 {
-    return object_request(c, "DELETE", "container", "/containers", id, false,
-                          force ? "?force=1&v=0" : "?force=0&v=0", NULL, "remove", true, 0, T_NONE,
-                          NULL, cb, data, err);
+    struct object_req o = {.method = "DELETE",
+                           .kind = "container",
+                           .prefix = "/containers",
+                           .ref = id,
+                           .suffix = force ? "?force=1&v=0" : "?force=0&v=0",
+                           .verb = "remove",
+                           .idempotent = true};
+    return object_request(c, &o, cb, data, err);
 }
 
 int docker_image_inspect(struct docker_client *c, const char *ref, struct docker_image_info *out,
                          docker_done_fn cb, void *data, struct orch_error *err)
 {
     *out = (struct docker_image_info){0};
-    return object_request(c, "GET", "image", "/images", ref, true, "/json", NULL, "inspect", true,
-                          0, T_IMAGE, out, cb, data, err);
+    struct object_req o = {.method = "GET",
+                           .kind = "image",
+                           .prefix = "/images",
+                           .ref = ref,
+                           .keep_slash = true,
+                           .suffix = "/json",
+                           .verb = "inspect",
+                           .idempotent = true,
+                           .tk = T_IMAGE,
+                           .out = out};
+    return object_request(c, &o, cb, data, err);
 }
 
 int docker_network_create(struct docker_client *c, const char *name,
@@ -1131,8 +1187,15 @@ int docker_network_inspect(struct docker_client *c, const char *name_or_id,
                            struct orch_error *err)
 {
     *out = (struct docker_network){0};
-    return object_request(c, "GET", "network", "/networks", name_or_id, false, "", NULL, "inspect",
-                          true, 0, T_NETWORK, out, cb, data, err);
+    struct object_req o = {.method = "GET",
+                           .kind = "network",
+                           .prefix = "/networks",
+                           .ref = name_or_id,
+                           .verb = "inspect",
+                           .idempotent = true,
+                           .tk = T_NETWORK,
+                           .out = out};
+    return object_request(c, &o, cb, data, err);
 }
 
 int docker_networks_list(struct docker_client *c, const char *const *labels, size_t n_labels,
@@ -1153,8 +1216,13 @@ int docker_networks_list(struct docker_client *c, const char *const *labels, siz
 int docker_network_remove(struct docker_client *c, const char *name_or_id, docker_done_fn cb,
                           void *data, struct orch_error *err)
 {
-    return object_request(c, "DELETE", "network", "/networks", name_or_id, false, "", NULL,
-                          "remove", true, 0, T_NONE, NULL, cb, data, err);
+    struct object_req o = {.method = "DELETE",
+                           .kind = "network",
+                           .prefix = "/networks",
+                           .ref = name_or_id,
+                           .verb = "remove",
+                           .idempotent = true};
+    return object_request(c, &o, cb, data, err);
 }
 
 int docker_volume_create(struct docker_client *c, const char *name, const struct docker_kvs *labels,
@@ -1191,8 +1259,13 @@ int docker_volumes_list(struct docker_client *c, const char *const *labels, size
 int docker_volume_remove(struct docker_client *c, const char *name, docker_done_fn cb, void *data,
                          struct orch_error *err)
 {
-    return object_request(c, "DELETE", "volume", "/volumes", name, false, "", NULL, "remove", true,
-                          0, T_NONE, NULL, cb, data, err);
+    struct object_req o = {.method = "DELETE",
+                           .kind = "volume",
+                           .prefix = "/volumes",
+                           .ref = name,
+                           .verb = "remove",
+                           .idempotent = true};
+    return object_request(c, &o, cb, data, err);
 }
 
 int docker_exec_create(struct docker_client *c, const char *container_id,
@@ -1204,24 +1277,46 @@ int docker_exec_create(struct docker_client *c, const char *container_id,
     if (r < 0)
         return r;
     *exec_id_out = NULL;
-    return object_request(c, "POST", "container", "/containers", container_id, false, "/exec", body,
-                          "exec in", false, 0, T_ID, exec_id_out, cb, data, err);
+    struct object_req o = {.method = "POST",
+                           .kind = "container",
+                           .prefix = "/containers",
+                           .ref = container_id,
+                           .suffix = "/exec",
+                           .body = body,
+                           .verb = "exec in",
+                           .tk = T_ID,
+                           .out = exec_id_out};
+    return object_request(c, &o, cb, data, err);
 }
 
 int docker_exec_start(struct docker_client *c, const char *exec_id, docker_done_fn cb, void *data,
                       struct orch_error *err)
 {
     _cleanup_free_ char *body = docker_json_exec_start();
-    return object_request(c, "POST", "exec", "/exec", exec_id, false, "/start", body, "start",
-                          false, 0, T_NONE, NULL, cb, data, err);
+    struct object_req o = {.method = "POST",
+                           .kind = "exec",
+                           .prefix = "/exec",
+                           .ref = exec_id,
+                           .suffix = "/start",
+                           .body = body,
+                           .verb = "start"};
+    return object_request(c, &o, cb, data, err);
 }
 
 int docker_exec_inspect(struct docker_client *c, const char *exec_id, struct docker_exec_info *out,
                         docker_done_fn cb, void *data, struct orch_error *err)
 {
     *out = (struct docker_exec_info){0};
-    return object_request(c, "GET", "exec", "/exec", exec_id, false, "/json", NULL, "inspect", true,
-                          0, T_EXEC, out, cb, data, err);
+    struct object_req o = {.method = "GET",
+                           .kind = "exec",
+                           .prefix = "/exec",
+                           .ref = exec_id,
+                           .suffix = "/json",
+                           .verb = "inspect",
+                           .idempotent = true,
+                           .tk = T_EXEC,
+                           .out = out};
+    return object_request(c, &o, cb, data, err);
 }
 
 /* ---- synchronous use ---------------------------------------------------------------------- */

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../base/error.h"
+#include "base/error.h"
 
 #define SPEC_NAME_MAX 40 /* app, service and port names */
 #define SPEC_MAX_REPLICAS 1000

@@ -6,8 +6,8 @@
 #include <openssl/evp.h>
 #include <string.h>
 
-#include "../base/util.h"
-#include "spec_internal.h"
+#include "base/util.h"
+#include "spec/spec_internal.h"
 
 /* The model holds UTF-8 from spec_parse or from jansson; anything else is a caller's bug. */
 static json_t *jstr(const char *s)
