@@ -873,6 +873,7 @@ enum typed_kind {
 struct typed {
     enum typed_kind kind;
     void *out;
+    char *keep_name; /* T_NETWORKS: keep only the networks of exactly this name */
     docker_done_fn cb;
     void *data;
 };
@@ -904,7 +905,8 @@ static void typed_done(void *data, const struct docker_response *res, const stru
             docker_json_parse_network(b, n, t->out, &e);
             break;
         case T_NETWORKS:
-            docker_json_parse_network_list(b, n, t->out, &e);
+            if (docker_json_parse_network_list(b, n, t->out, &e) == 0)
+                docker_network_list_keep_name(t->out, t->keep_name);
             break;
         case T_EXEC:
             docker_json_parse_exec_info(b, n, t->out, &e);
@@ -915,6 +917,7 @@ static void typed_done(void *data, const struct docker_response *res, const stru
         }
     }
     t->cb(t->data, res->status, &e);
+    free(t->keep_name);
     free(t);
 }
 
@@ -927,13 +930,18 @@ struct typed_req {
     int64_t timeout_ms;
     enum typed_kind kind;
     void *out;
+    const char *keep_name; /* T_NETWORKS: see struct typed */
 };
 
 static int typed_request(struct docker_client *c, const struct typed_req *q, docker_done_fn cb,
                          void *data, struct orch_error *err)
 {
     struct typed *t = orch_xcalloc(1, sizeof(*t));
-    *t = (struct typed){.kind = q->kind, .out = q->out, .cb = cb, .data = data};
+    *t = (struct typed){.kind = q->kind,
+                        .out = q->out,
+                        .keep_name = orch_xstrdup(q->keep_name),
+                        .cb = cb,
+                        .data = data};
     struct docker_request_opts o = {.method = q->method,
                                     .path = q->path,
                                     .body = q->body,
@@ -941,8 +949,10 @@ static int typed_request(struct docker_client *c, const struct typed_req *q, doc
                                     .idempotent = q->idempotent,
                                     .timeout_ms = q->timeout_ms};
     int r = docker_request(c, &o, typed_done, t, err);
-    if (r < 0)
+    if (r < 0) {
+        free(t->keep_name);
         free(t);
+    }
     return r;
 }
 
@@ -1211,6 +1221,66 @@ int docker_networks_list(struct docker_client *c, const char *const *labels, siz
                           .kind = T_NETWORKS,
                           .out = out};
     return typed_request(c, &q, cb, data, err);
+}
+
+int docker_app_network_create(struct docker_client *c, const char *name, const char *app,
+                              const char *state_id, char **id_out, docker_done_fn cb, void *data,
+                              struct orch_error *err)
+{
+    if (app == NULL || app[0] == '\0')
+        return orch_fail(err, ORCH_E_INVALID, 0, "network %s: no app to label it with",
+                         name ? name : "(unnamed)");
+    struct docker_kvs labels = {0};
+    docker_kvs_add(&labels, "orch.app", app);
+    if (state_id != NULL)
+        docker_kvs_add(&labels, "orch.state", state_id);
+    int r = docker_network_create(c, name, &labels, id_out, cb, data, err);
+    docker_kvs_free(&labels);
+    return r;
+}
+
+int docker_networks_find(struct docker_client *c, const struct docker_network_filter *f,
+                         struct docker_network_list *out, docker_done_fn cb, void *data,
+                         struct orch_error *err)
+{
+    *out = (struct docker_network_list){0};
+    if (f->name != NULL && f->name[0] == '\0')
+        return orch_fail(err, ORCH_E_INVALID, 0, "empty network name");
+    _cleanup_free_ char *filter = f->name != NULL || f->n_labels > 0
+                                      ? docker_name_label_filter(f->name, f->labels, f->n_labels)
+                                      : NULL;
+    _cleanup_free_ char *path =
+        orch_xasprintf("/networks%s%s", filter ? "?filters=" : "", filter ? filter : "");
+    _cleanup_free_ char *what =
+        f->name ? orch_xasprintf("find network %s", f->name) : orch_xstrdup("list networks");
+    struct typed_req q = {.method = "GET",
+                          .path = path,
+                          .what = what,
+                          .idempotent = true,
+                          .kind = T_NETWORKS,
+                          .out = out,
+                          .keep_name = f->name};
+    return typed_request(c, &q, cb, data, err);
+}
+
+/* A full network id: 64 lowercase hex digits. */
+static bool is_full_id(const char *s)
+{
+    size_t n = 0;
+    for (; s[n] != '\0'; n++)
+        if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')))
+            return false;
+    return n == 64;
+}
+
+int docker_network_remove_id(struct docker_client *c, const char *id, docker_done_fn cb, void *data,
+                             struct orch_error *err)
+{
+    if (id == NULL || !is_full_id(id))
+        return orch_fail(err, ORCH_E_INVALID, 0,
+                         "remove network: '%s' is not a full network id (64 hex digits)",
+                         id ? id : "(null)");
+    return docker_network_remove(c, id, cb, data, err);
 }
 
 int docker_network_remove(struct docker_client *c, const char *name_or_id, docker_done_fn cb,

@@ -274,6 +274,76 @@ static void test_other_bodies(void **state)
     docker_kvs_free(&labels);
 }
 
+/* ---- networks: containers, exact names ---------------------------------------------------- */
+
+static void test_network_containers_and_names(void **state)
+{
+    (void)state;
+    struct orch_error err = {0};
+    struct docker_network n;
+    /* Containers sorted by id; a leading '/' dropped; an empty address is none; null or {}
+     * is no container; a wrong shape is an error naming the field. */
+    static const char body[] = "{\"Id\":\"n1\",\"Name\":\"orch-shop\",\"Containers\":{"
+                               "\"bb\":{\"Name\":\"/shop-web-2\",\"IPv4Address\":\"\"},"
+                               "\"aa\":{\"Name\":\"shop-web-1\",\"IPv4Address\":\"10.0.0.2/24\"}}}";
+    assert_int_equal(docker_json_parse_network(body, strlen(body), &n, &err), 0);
+    assert_int_equal(n.n_containers, 2);
+    assert_string_equal(n.containers[0].id, "aa");
+    assert_string_equal(n.containers[0].name, "shop-web-1");
+    assert_string_equal(n.containers[0].ipv4, "10.0.0.2/24");
+    assert_string_equal(n.containers[1].name, "shop-web-2");
+    assert_null(n.containers[1].ipv4);
+    assert_null(n.created);
+    docker_network_free(&n);
+    static const char *const none[] = {"{\"Id\":\"n1\",\"Name\":\"x\",\"Containers\":null}",
+                                       "{\"Id\":\"n1\",\"Name\":\"x\",\"Containers\":{}}",
+                                       "{\"Id\":\"n1\",\"Name\":\"x\"}"};
+    for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++) {
+        assert_int_equal(docker_json_parse_network(none[i], strlen(none[i]), &n, &err), 0);
+        assert_int_equal(n.n_containers, 0);
+        docker_network_free(&n);
+    }
+    static const char *const bad[] = {
+        "{\"Id\":\"n1\",\"Name\":\"x\",\"Containers\":[]}",
+        "{\"Id\":\"n1\",\"Name\":\"x\",\"Containers\":{\"aa\":1}}",
+        "{\"Id\":\"n1\",\"Name\":\"x\",\"Containers\":{\"aa\":{\"Name\":1}}}",
+        "{\"Id\":\"n1\",\"Name\":\"x\",\"Containers\":{\"\":{}}}",
+        "{\"Id\":\"n1\",\"Name\":\"x\",\"Created\":5}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(docker_json_parse_network(bad[i], strlen(bad[i]), &n, &err),
+                         -ORCH_E_DOCKER);
+        assert_null(n.id); /* untouched on failure */
+    }
+
+    /* The engine's name filter matches substrings: only the exact name is kept. */
+    static const char list[] = "[{\"Id\":\"1\",\"Name\":\"orch-shop2\"},"
+                               "{\"Id\":\"2\",\"Name\":\"orch-shop\"},"
+                               "{\"Id\":\"3\",\"Name\":\"xorch-shop\"},"
+                               "{\"Id\":\"4\",\"Name\":\"orch-shop\"}]";
+    struct docker_network_list nl;
+    assert_int_equal(docker_json_parse_network_list(list, strlen(list), &nl, &err), 0);
+    assert_int_equal(docker_network_list_keep_name(&nl, NULL), 4);
+    assert_int_equal(docker_network_list_keep_name(&nl, "orch-shop"), 2);
+    assert_string_equal(nl.v[0].id, "2");
+    assert_string_equal(nl.v[1].id, "4");
+    assert_int_equal(docker_network_list_keep_name(&nl, "orch-shop3"), 0);
+    docker_network_list_free(&nl);
+
+    /* Name and labels in one `filters` value. */
+    const char *labels[] = {"orch.app=shop", "orch.state=s1"};
+    char *f = docker_name_label_filter("orch-shop", labels, 2);
+    char *want = docker_url_escape(
+        "{\"label\":[\"orch.app=shop\",\"orch.state=s1\"],\"name\":[\"orch-shop\"]}", false);
+    assert_string_equal(f, want);
+    free(f);
+    free(want);
+    f = docker_name_label_filter(NULL, labels, 1);
+    char *g = docker_label_filter(labels, 1);
+    assert_string_equal(f, g);
+    free(f);
+    free(g);
+}
+
 /* ---- escaping ----------------------------------------------------------------------------- */
 
 static void test_escape_and_filters(void **state)
@@ -528,6 +598,12 @@ static void test_parse_small_answers(void **state)
     assert_string_equal(n.driver, "bridge");
     assert_string_equal(docker_kvs_get(&n.labels, "orch.app"), "fixt");
     assert_int_equal(strlen(n.id), 64);
+    assert_string_equal(n.created, "2026-11-27T01:53:51.448148825Z");
+    assert_int_equal(n.n_containers, 1);
+    assert_string_equal(n.containers[0].id,
+                        "ea0404f7023c165beae1f8fe9a580c00841b1bd9fa1c3f5b522cd1db6cbb2a49");
+    assert_string_equal(n.containers[0].name, "fixt-web-1");
+    assert_string_equal(n.containers[0].ipv4, "172.18.0.2/16");
     docker_network_free(&n);
     free(body);
 
@@ -536,6 +612,7 @@ static void test_parse_small_answers(void **state)
     assert_int_equal(docker_json_parse_network_list(body, len, &nl, &err), 0);
     assert_int_equal(nl.n, 1);
     assert_string_equal(nl.v[0].name, "orch-fixt");
+    assert_int_equal(nl.v[0].n_containers, 0); /* the list leaves "Containers" empty */
     docker_network_list_free(&nl);
     free(body);
 
@@ -945,6 +1022,7 @@ int main(void)
         cmocka_unit_test(test_container_create_body),
         cmocka_unit_test(test_container_create_invalid),
         cmocka_unit_test(test_other_bodies),
+        cmocka_unit_test(test_network_containers_and_names),
         cmocka_unit_test(test_escape_and_filters),
         cmocka_unit_test(test_api_version),
         cmocka_unit_test(test_status_to_error),
