@@ -2,7 +2,7 @@
 /* The client's I/O behaviour against a scripted fake engine on a unix socket, served from the
  * same libuv loop: negotiation, retries (and the lack of them for creates), status mapping,
  * size and time limits, streams, concurrency, close with requests pending, unreachable
- * endpoints. The real engine is exercised by tests/docker/test_docker_engine.c. */
+ * endpoints. The real engine is exercised by tests/engine/test_docker_engine.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -12,23 +12,7 @@
 #include <string.h>
 
 #include "docker/docker_json.h"
-
-static char *read_fixture(const char *name, size_t *len)
-{
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/%s", DOCKER_FIXTURES, name);
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        fail_msg("cannot open fixture %s", path);
-    struct orch_buf b = {0};
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        orch_buf_append(&b, chunk, n);
-    fclose(f);
-    *len = b.len;
-    return orch_buf_steal(&b);
-}
+#include "support/test_fixture.h"
 
 static void assert_json_eq(const char *got, const char *want)
 {
@@ -481,7 +465,7 @@ static void test_parse_container_list_fixture(void **state)
 {
     (void)state;
     size_t len;
-    char *body = read_fixture("container_list.json", &len);
+    char *body = test_fixture_read_in(DOCKER_FIXTURES, "container_list.json", &len);
     struct docker_container_list l;
     struct orch_error err = {0};
     assert_int_equal(docker_json_parse_container_list(body, len, &l, &err), 0);
@@ -516,7 +500,7 @@ static void test_parse_inspect_fixtures(void **state)
 {
     (void)state;
     size_t len;
-    char *body = read_fixture("container_inspect_running.json", &len);
+    char *body = test_fixture_read_in(DOCKER_FIXTURES, "container_inspect_running.json", &len);
     struct docker_container_info ci;
     struct orch_error err = {0};
 
@@ -544,7 +528,7 @@ static void test_parse_inspect_fixtures(void **state)
     docker_container_info_free(&ci);
     free(body);
 
-    body = read_fixture("container_inspect_exited.json", &len);
+    body = test_fixture_read_in(DOCKER_FIXTURES, "container_inspect_exited.json", &len);
     assert_int_equal(docker_json_parse_container_info(body, len, &ci, &err), 0);
     assert_string_equal(ci.status, "exited");
     assert_false(ci.running);
@@ -553,7 +537,7 @@ static void test_parse_inspect_fixtures(void **state)
     docker_container_info_free(&ci);
     free(body);
 
-    body = read_fixture("container_inspect_unhealthy.json", &len);
+    body = test_fixture_read_in(DOCKER_FIXTURES, "container_inspect_unhealthy.json", &len);
     assert_int_equal(docker_json_parse_container_info(body, len, &ci, &err), 0);
     assert_string_equal(ci.health, "unhealthy");
     assert_int_equal(ci.exit_code, 137);
@@ -581,7 +565,7 @@ static void test_parse_small_answers(void **state)
     (void)state;
     size_t len;
     struct orch_error err = {0};
-    char *body = read_fixture("image_inspect.json", &len);
+    char *body = test_fixture_read_in(DOCKER_FIXTURES, "image_inspect.json", &len);
     struct docker_image_info ii;
     assert_int_equal(docker_json_parse_image_info(body, len, &ii, &err), 0);
     assert_string_equal(ii.id,
@@ -591,7 +575,7 @@ static void test_parse_small_answers(void **state)
     docker_image_info_free(&ii);
     free(body);
 
-    body = read_fixture("network_inspect.json", &len);
+    body = test_fixture_read_in(DOCKER_FIXTURES, "network_inspect.json", &len);
     struct docker_network n;
     assert_int_equal(docker_json_parse_network(body, len, &n, &err), 0);
     assert_string_equal(n.name, "orch-fixt");
@@ -607,7 +591,7 @@ static void test_parse_small_answers(void **state)
     docker_network_free(&n);
     free(body);
 
-    body = read_fixture("network_list.json", &len);
+    body = test_fixture_read_in(DOCKER_FIXTURES, "network_list.json", &len);
     struct docker_network_list nl;
     assert_int_equal(docker_json_parse_network_list(body, len, &nl, &err), 0);
     assert_int_equal(nl.n, 1);
@@ -616,7 +600,7 @@ static void test_parse_small_answers(void **state)
     docker_network_list_free(&nl);
     free(body);
 
-    body = read_fixture("exec_inspect.json", &len);
+    body = test_fixture_read_in(DOCKER_FIXTURES, "exec_inspect.json", &len);
     struct docker_exec_info ei;
     assert_int_equal(docker_json_parse_exec_info(body, len, &ei, &err), 0);
     assert_false(ei.running);
@@ -627,7 +611,7 @@ static void test_parse_small_answers(void **state)
     docker_exec_info_free(&ei);
     free(body);
 
-    body = read_fixture("volume_list.json", &len);
+    body = test_fixture_read_in(DOCKER_FIXTURES, "volume_list.json", &len);
     struct orch_strv vols = {0};
     assert_int_equal(docker_json_parse_volume_names(body, len, &vols, &err), 0);
     assert_int_equal(vols.n, 1);
@@ -678,7 +662,7 @@ static void test_events_stream(void **state)
 {
     (void)state;
     size_t len;
-    char *body = read_fixture("events.jsonl", &len);
+    char *body = test_fixture_read_in(DOCKER_FIXTURES, "events.jsonl", &len);
     struct orch_error err = {0};
 
     /* Fed in awkward chunk sizes, the stream still yields exactly the four events. */

@@ -13,20 +13,12 @@ import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from orchtest import ORCH, OrchTestCase, containers  # noqa: E402
+from orchtest import HEALTHZ, ORCH, OrchTestCase, containers, service_yaml, spec_yaml  # noqa: E402
 
 
 def spec(app, replicas, update, image="orch-demo:1"):
-    return f"""\
-app: {app}
-services:
-  web:
-    image: {image}
-    replicas: {replicas}
-    ports: [{{name: http, container: 8080}}]
-    health: {{http: /healthz, interval: 300ms, timeout: 500ms, retries: 2}}
-    update: {{stop_grace: 1s, deadline: 60s, {update}}}
-"""
+    return spec_yaml(app, service_yaml("web", image, replicas, health=HEALTHZ,
+                                       update=f"stop_grace: 1s, deadline: 60s, {update}"))
 
 
 class Sampler(threading.Thread):

@@ -4,7 +4,7 @@
  * (named in the error, never pulled), exec, volumes, the events stream, concurrency, and
  * unreachable endpoints. Everything it creates carries orch.app=dtest-<pid> and is removed in the
  * group teardown, even after a failure. Image: $ORCH_TEST_IMAGE, else orch-demo:1, else
- * orch-dockertest:dev (tests/docker/image). */
+ * orch-dockertest:dev (tests/engine/image). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -113,7 +113,7 @@ static int group_setup(void **state)
     if (!image_exists(image)) {
         fprintf(stderr,
                 "test image %s is missing: run scripts/setup or "
-                "tests/docker/image/build.sh\n",
+                "tests/engine/image/build.sh\n",
                 image);
         return -1;
     }
