@@ -1,7 +1,7 @@
 /* A service as canonical JSON (sorted keys, compact, every default spelled out), its
  * template hash and the way back from JSON for the store. Owns the JSON shape of a service;
  * json_t never leaves this file. Template = everything but replicas and autoscale, so a
- * scale changes no hash (CONTRACT section 1, Revisions). */
+ * scale changes no hash (docs/spec.md, Revisions). */
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 """The CLI against the state store only: apply records desired state and revisions, get, diff,
-rollout history, exit codes, and invalid specs that change nothing (CONTRACT sections 1, 2, 5).
+rollout history, exit codes, and invalid specs that change nothing (docs/contract.md sections 1, 2 and 5).
 These tests need no Docker engine: they use `apply --dry-run`, `diff` and the store-reading verbs,
 and `apply` with ORCH_NO_CONVERGE=1 which records the desired state without driving containers."""
 import glob

@@ -1,4 +1,4 @@
-"""`orch daemon` against the real engine (CONTRACT sections 2, 3): self-healing of killed,
+"""`orch daemon` against the real engine (docs/contract.md sections 2 and 3): self-healing of killed,
 removed and unhealthy instances, CLI commands that record and return while a daemon runs,
 apply --wait exit codes, one daemon per state dir, SIGTERM leaving containers running, a
 SIGKILLed daemon's successor adopting its instances, depends_on order, an engine restart."""

@@ -1,4 +1,4 @@
-"""The DNS registry served by `orch daemon` (CONTRACT section 4), queried with dig against a
+"""The DNS registry served by `orch daemon` (docs/dns.md), queried with dig against a
 daemon managing real apps: A, SRV with the ports `status` shows, instance names, NXDOMAIN with
 SOA, REFUSED, NODATA after scaling to 0, TCP, an unhealthy instance leaving the SRV set within
 about one probe interval, truncation over UDP with 40 instances and the full set over TCP, and a

@@ -1,6 +1,6 @@
 """orch against the real Docker engine (started by scripts/setup): converge, scale, prune,
 delete, idempotent re-apply, foreign containers, missing images, crash loops, an unreachable
-engine (CONTRACT sections 2 and 3). Each test uses its own app name and removes what it made."""
+engine (docs/contract.md sections 2 and 3). Each test uses its own app name and removes what it made."""
 import json
 import os
 import subprocess

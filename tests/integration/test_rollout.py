@@ -1,4 +1,4 @@
-"""Rolling deployments against the real engine (CONTRACT sections 1 and 2, issue 5): the
+"""Rolling deployments against the real engine (docs/contract.md sections 1 and 2, issue 5): the
 availability floor and the surge bound hold at every sampled moment (with percentages),
 recreate never runs two revisions at once, undo, and a rollout whose driving process was
 SIGKILLed is finished by `orch rollout status` with no orphaned instance."""
