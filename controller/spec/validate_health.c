@@ -16,18 +16,14 @@ static int port_find(const struct spec_service *svc, const char *name)
     return -1;
 }
 
-void v_check_health(struct vctx *v, const struct ynode *n, const char *path,
-                    struct spec_service *svc)
-{
-    struct spec_health *h = &svc->health;
-    if (!v_expect_kind(v, n, path, YT_MAP, "a mapping"))
-        return;
-    enum { F_HTTP, F_TCP, F_EXEC, F_PORT, F_INTERVAL, F_TIMEOUT, F_RETRIES, F_START, F_N };
-    static const char *const names[] = {"http",     "tcp",     "exec",    "port",
-                                        "interval", "timeout", "retries", "start_period"};
-    const struct ynode *keys[F_N], *vals[F_N];
-    v_map_fields(v, n, path, names, F_N, keys, vals);
+enum { F_HTTP, F_TCP, F_EXEC, F_PORT, F_INTERVAL, F_TIMEOUT, F_RETRIES, F_START, F_N };
+static const char *const names[] = {"http",     "tcp",     "exec",    "port",
+                                    "interval", "timeout", "retries", "start_period"};
 
+/* The probe kind's field (F_HTTP, F_TCP or F_EXEC), or -1 when none is given. */
+static int probe_kind_field(struct vctx *v, const struct ynode *n, const char *path,
+                            const struct ynode *const *keys)
+{
     /* Exactly one kind: the first in the file wins, later ones are reported. */
     int kind_field = -1;
     for (int f = F_HTTP; f <= F_EXEC; f++) {
@@ -47,7 +43,15 @@ void v_check_health(struct vctx *v, const struct ynode *n, const char *path,
     if (kind_field < 0) {
         v_err(v, n, path, "needs exactly one probe kind: http, tcp or exec");
     }
-    const struct ynode *port_node = NULL; /* where the port name was written */
+    return kind_field;
+}
+
+/* Reads the value of the probe kind into h; *port_node is where a port name was written
+ * (`tcp: NAME`). */
+static void probe_kind_value(struct vctx *v, const char *path, int kind_field,
+                             const struct ynode *const *vals, struct spec_health *h,
+                             const struct ynode **port_node)
+{
     if (kind_field == F_HTTP) {
         struct vpath p = v_path_key(path, "http", 4);
         if (v_get_str(v, vals[F_HTTP], p.s, &h->http_path)) {
@@ -66,7 +70,7 @@ void v_check_health(struct vctx *v, const struct ynode *n, const char *path,
             } else if (ty == YT_STR && v_text_ok(v, t, p.s)) {
                 h->kind = SPEC_PROBE_TCP;
                 h->port = orch_xstrndup(t->text, t->len);
-                port_node = t;
+                *port_node = t;
             } else if (ty == YT_BOOL) {
                 v_err(v, t, p.s, "must be true or a port name; leave 'health' out for no probe");
             } else if (ty != YT_STR) {
@@ -95,6 +99,13 @@ void v_check_health(struct vctx *v, const struct ynode *n, const char *path,
                 h->kind = SPEC_PROBE_EXEC;
         }
     }
+}
+
+/* `port`, unless the kind already named one (they must agree). */
+static void probe_port_key(struct vctx *v, const char *path, int kind_field,
+                           const struct ynode *const *keys, const struct ynode *const *vals,
+                           struct spec_health *h, const struct ynode **port_node)
+{
     if (vals[F_PORT] != NULL) {
         struct vpath p = v_path_key(path, "port", 4);
         char *port = NULL;
@@ -106,11 +117,16 @@ void v_check_health(struct vctx *v, const struct ynode *n, const char *path,
                       v_show_text(h->port, strlen(h->port)).s);
             } else if (h->port == NULL) {
                 h->port = orch_steal(&port);
-                port_node = vals[F_PORT];
+                *port_node = vals[F_PORT];
             }
         }
         free(port);
     }
+}
+
+static void probe_timings(struct vctx *v, const char *path, const struct ynode *const *vals,
+                          struct spec_health *h)
+{
     if (vals[F_INTERVAL] != NULL) {
         struct vpath p = v_path_key(path, "interval", 8);
         v_get_duration(v, vals[F_INTERVAL], p.s, 1, INT64_MAX, &h->interval_ms);
@@ -129,15 +145,21 @@ void v_check_health(struct vctx *v, const struct ynode *n, const char *path,
         struct vpath p = v_path_key(path, "start_period", 12);
         v_get_duration(v, vals[F_START], p.s, 0, INT64_MAX, &h->start_period_ms);
     }
+}
 
-    /* The port: named, or the first one; http and tcp probes need a tcp port. */
+/* The port: named, or the first one; http and tcp probes need a tcp port. Resolves h->port
+ * against svc's ports. */
+static void probe_port_resolve(struct vctx *v, const char *path, struct spec_service *svc,
+                               const struct ynode *kind_key, const struct ynode *port_key,
+                               const struct ynode *port_node)
+{
+    struct spec_health *h = &svc->health;
     if (h->kind != SPEC_PROBE_HTTP && h->kind != SPEC_PROBE_TCP)
         return;
     const char *kname = h->kind == SPEC_PROBE_HTTP ? "an http" : "a tcp";
     if (h->port == NULL) {
         if (svc->ports_len == 0) {
-            v_err(v, keys[kind_field], path, "%s probe needs a port, and the service declares none",
-                  kname);
+            v_err(v, kind_key, path, "%s probe needs a port, and the service declares none", kname);
             return;
         }
         if (svc->ports[0].name == NULL)
@@ -145,12 +167,12 @@ void v_check_health(struct vctx *v, const struct ynode *n, const char *path,
         h->port = orch_xstrdup(svc->ports[0].name);
         h->port_index = 0;
         if (svc->ports[0].protocol == SPEC_PROTO_UDP)
-            v_err(v, keys[kind_field], path,
+            v_err(v, kind_key, path,
                   "the first port '%s' is udp; %s probe needs a tcp port (set 'port')",
                   v_show_text(h->port, strlen(h->port)).s, kname);
         return;
     }
-    const char *where = port_node == vals[F_PORT] ? "port" : "tcp";
+    const char *where = port_node == port_key ? "port" : "tcp";
     struct vpath p = v_path_key(path, where, strlen(where));
     int idx = port_find(svc, h->port);
     if (idx < 0) {
@@ -174,4 +196,21 @@ void v_check_health(struct vctx *v, const struct ynode *n, const char *path,
     if (svc->ports[idx].protocol == SPEC_PROTO_UDP)
         v_err(v, port_node, p.s, "port '%s' is udp; %s probe needs a tcp port",
               v_show_text(h->port, strlen(h->port)).s, kname);
+}
+
+void v_check_health(struct vctx *v, const struct ynode *n, const char *path,
+                    struct spec_service *svc)
+{
+    struct spec_health *h = &svc->health;
+    if (!v_expect_kind(v, n, path, YT_MAP, "a mapping"))
+        return;
+    const struct ynode *keys[F_N], *vals[F_N];
+    v_map_fields(v, n, path, names, F_N, keys, vals);
+    int kind_field = probe_kind_field(v, n, path, keys);
+    const struct ynode *port_node = NULL; /* where the port name was written */
+    probe_kind_value(v, path, kind_field, vals, h, &port_node);
+    probe_port_key(v, path, kind_field, keys, vals, h, &port_node);
+    probe_timings(v, path, vals, h);
+    probe_port_resolve(v, path, svc, kind_field >= 0 ? keys[kind_field] : NULL, vals[F_PORT],
+                       port_node);
 }

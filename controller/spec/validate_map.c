@@ -150,7 +150,7 @@ void v_missing(struct vctx *v, const struct ynode *map, const char *path, const 
     v_err(v, map, path, "missing required key '%s'", key);
 }
 
-/* --- small syntaxes ---------------------------------------------------------------------- */
+/* --- argv lists, env and labels ---------------------------------------------------------- */
 
 static bool env_name_valid(const char *s)
 {
@@ -161,8 +161,6 @@ static bool env_name_valid(const char *s)
             return false;
     return true;
 }
-
-/* --- sections ---------------------------------------------------------------------------- */
 
 static void free_argv(char **argv, size_t n)
 {
