@@ -1,4 +1,4 @@
-"""The DNS registry served by `orch daemon` (CONTRACT section 4), queried with dig against a
+"""The DNS registry served by `orch daemon` (docs/dns.md), queried with dig against a
 daemon managing real apps: A, SRV with the ports `status` shows, instance names, NXDOMAIN with
 SOA, REFUSED, NODATA after scaling to 0, TCP, an unhealthy instance leaving the SRV set within
 about one probe interval, truncation over UDP with 40 instances and the full set over TCP, and a
@@ -14,7 +14,7 @@ import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from orchtest import ORCH, OrchTestCase, containers, http_get  # noqa: E402
+from orchtest import ORCH, OrchTestCase, containers, http_get, service_yaml, spec_yaml  # noqa: E402
 
 
 def free_port():
@@ -54,16 +54,10 @@ class DnsTest(OrchTestCase):
         return [l for l in self.dig("+short", name, qtype, *extra).splitlines() if l.strip()]
 
     def spec(self, replicas, image="orch-demo:1"):
-        return self.write("s.yaml", f"""\
-app: {self.appname}
-services:
-  web:
-    image: {image}
-    replicas: {replicas}
-    ports: [{{name: http, container: 8080}}, {{name: admin, container: 9090}}]
-    health: {{http: /healthz, port: http, interval: 300ms, timeout: 500ms, retries: 2}}
-    update: {{stop_grace: 1s, max_surge: 1, max_unavailable: 0}}
-""")
+        return self.write("s.yaml", spec_yaml(self.appname, service_yaml(
+            "web", image, replicas, ports=(("http", 8080), ("admin", 9090)),
+            health="http: /healthz, port: http, interval: 300ms, timeout: 500ms, retries: 2",
+            update="stop_grace: 1s, max_surge: 1, max_unavailable: 0")))
 
     def wait_for(self, what, pred, timeout=60):
         deadline = time.monotonic() + timeout
