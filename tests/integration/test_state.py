@@ -84,10 +84,10 @@ class StateTest(OrchTestCase):
                 continue
             mode = stat.S_IMODE(os.stat(p).st_mode)
             self.assertEqual(mode, 0o600, (name, oct(mode)))
-        r = self.ok("get")
+        r = self.ok("get", env=NOCONV)
         self.assertNotIn("accessible", r.err)
         os.chmod(self.state, 0o755)
-        r = self.ok("get")
+        r = self.ok("get", env=NOCONV)
         self.assertIn("accessible", r.err)
         self.assertEqual(r.err.count("accessible"), 1, r)
 
@@ -108,6 +108,7 @@ class StateTest(OrchTestCase):
         os.unlink(self.db())
         r = self.orch("get")
         self.assertEqual(r.code, 3, r)
+        self.assertIn("is missing", r.err)
         self.assertFalse(os.path.exists(self.db()))
         r = self.orch("apply", self.spec(), env=NOCONV)
         self.assertEqual(r.code, 3, r)
@@ -160,7 +161,9 @@ class StateTest(OrchTestCase):
         # an emptied database comes back from the backup
         with open(self.db(), "w"):
             pass
-        self.assertEqual(self.orch("get").code, 3)
+        r = self.orch("get", env=NOCONV)
+        self.assertEqual(r.code, 3, r)
+        self.assertIn("is empty", r.err)
         self.ok("state", "restore", backup)
         self.assertEqual(len(self.ok("get", "-o", "json", env=NOCONV).json()["services"]), 1)
         # a backup of another state dir keeps its own id, and the id file follows it
