@@ -1,6 +1,7 @@
 /* The state store: apps, services, revisions, rollouts and events in one SQLite database (WAL,
- * synchronous=FULL) inside the state dir. It owns the schema and its migrations and turns every
- * SQLite failure into an orch_error. It must not decide anything (no planning, no clock reads)
+ * synchronous=FULL) inside the state dir. It owns the schema and its migrations, the state dir's
+ * files (orch.db, state-id) with their checks, backup and restore, and turns every SQLite
+ * failure into an orch_error. It must not decide anything (no planning, no clock reads)
  * and must not build SQL from strings: every statement is a constant with bound parameters. */
 #include "store.h"
 #include "store_internal.h"
@@ -1604,8 +1605,7 @@ static int copy_db(sqlite3 *dst, sqlite3 *src, int busy_ms, const char *what,
         return orch_fail(err, ORCH_E_DB, 0, "%s: %s", what, sqlite3_errmsg(dst));
     int rc;
     int waited = 0;
-    while ((rc = sqlite3_backup_step(b, -1)) == SQLITE_BUSY || rc == SQLITE_LOCKED ||
-           (rc & 0xff) == SQLITE_BUSY) {
+    while (is_busy(rc = sqlite3_backup_step(b, -1))) {
         if (waited >= busy_ms)
             break;
         sqlite3_sleep(20);
@@ -1703,15 +1703,22 @@ static int backup_check(const char *path, char **id_out, struct orch_error *err)
     return 0;
 }
 
-/* Renames a database SQLite cannot use (and its -wal, -shm) out of the way; never deletes. */
+/* Renames a database SQLite cannot use (and its -wal, -shm) to the first free
+ * orch.db.damaged-N; never deletes. */
 static int move_aside(const char *db_path, struct orch_error *err)
 {
-    int64_t now = orch_now_wall_ms();
+    int n = 1;
+    for (;; n++) {
+        _cleanup_free_ char *to = orch_xasprintf("%s.damaged-%d", db_path, n);
+        if (access(to, F_OK) < 0 && errno == ENOENT)
+            break;
+        if (n >= 1000)
+            return orch_fail(err, ORCH_E_ENV, 0, "cannot move %s aside: %s exists", db_path, to);
+    }
     static const char *const suffixes[] = {"", "-wal", "-shm"};
     for (size_t i = 0; i < ORCH_ARRAY_LEN(suffixes); i++) {
         _cleanup_free_ char *from = orch_xasprintf("%s%s", db_path, suffixes[i]);
-        _cleanup_free_ char *to =
-            orch_xasprintf("%s.damaged-%lld%s", db_path, (long long)now, suffixes[i]);
+        _cleanup_free_ char *to = orch_xasprintf("%s.damaged-%d%s", db_path, n, suffixes[i]);
         if (rename(from, to) < 0 && errno != ENOENT)
             return orch_fail(err, ORCH_E_ENV, errno, "cannot move %s aside", from);
         if (i == 0)

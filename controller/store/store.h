@@ -223,12 +223,12 @@ int store_backup(struct store *s, const char *path, struct orch_error *err);
  * backup's id (*state_id_out, new, may be NULL). The backup must be an orch database with a
  * state id whose schema this orch reads (else ORCH_E_INVALID; nothing changed). The copy goes
  * through SQLite (one write transaction), so a reader of the old database never sees a mix; a
- * damaged file that SQLite cannot open as a database is renamed to orch.db.damaged-MS first.
+ * damaged file that SQLite cannot open as a database is renamed to orch.db.damaged-N first.
  * The caller makes sure no daemon runs on the state dir. */
 int store_restore(const char *state_dir, const char *path, char **state_id_out,
                   struct orch_error *err);
 /* Makes an empty database in a state dir that has no usable one (missing, empty, or not a
- * database at all, which is renamed to orch.db.damaged-MS) with state id `state_id`, or a new
+ * database at all, which is renamed to orch.db.damaged-N) with state id `state_id`, or a new
  * random one when NULL, and writes STATE/state-id; *state_id_out (new, may be NULL) gets it. A
  * usable database is ORCH_E_ENV (never replaced); an invalid id ORCH_E_INVALID. Adopting an old
  * id makes its containers (orch.state=ID) this state dir's again. */
