@@ -90,11 +90,13 @@ static void put_service(struct store *s, const char *app, const char *name, int6
 static int64_t add_revision(struct store *s, const char *app, const char *service,
                             const char *image)
 {
+    char hash[65];
+    store_template_hash("{}", hash);
     struct store_revision rev = {
         .app = (char *)app,
         .service = (char *)service,
         .number = 999, /* ignored */
-        .hash = "h",
+        .hash = hash,
         .template_json = "{}",
         .image = (char *)image,
         .message = "m",
@@ -216,6 +218,10 @@ static void test_migrates_v1_and_status(void **state)
     assert_int_equal(
         tst_raw_exec(f->dir, "DROP TABLE service_status; DROP TABLE meta; PRAGMA user_version = 1"),
         SQLITE_OK);
+    /* an orch of that schema kept no id file either */
+    char *idf = orch_xasprintf("%s/%s", f->dir, STORE_ID_FILE);
+    assert_int_equal(unlink(idf), 0);
+    free(idf);
 
     assert_int_equal(store_open(f->dir, &f->s, &err), 0);
     assert_int_equal(tst_raw_int(f->dir, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
@@ -531,10 +537,12 @@ static void test_revisions_numbering_and_fields(void **state)
     OK(store_revision_next_number(s, "shop", "web", &next, E));
     assert_int_equal(next, 5);
 
+    char hash[65];
+    store_template_hash("{\"t\":1}", hash);
     struct store_revision r = {
         .app = "shop",
         .service = "web",
-        .hash = "abc",
+        .hash = hash,
         .template_json = "{\"t\":1}",
         .image = "img:5",
         .message = NULL, /* stored as "" */
@@ -550,7 +558,7 @@ static void test_revisions_numbering_and_fields(void **state)
     assert_string_equal(got.app, "shop");
     assert_string_equal(got.service, "web");
     assert_int_equal(got.number, 5);
-    assert_string_equal(got.hash, "abc");
+    assert_string_equal(got.hash, hash);
     assert_string_equal(got.template_json, "{\"t\":1}");
     assert_string_equal(got.image, "img:5");
     assert_string_equal(got.message, "");
