@@ -372,6 +372,7 @@ int recon_check_image(struct reconcile_run *run, struct svc_run *s, struct orch_
     return rc;
 }
 
+/* True when every instance listed as running still runs, by inspecting each (concurrently). */
 bool recon_still_running(struct reconcile_run *run, const struct plan_instance *inst, size_t n)
 {
     struct docker_sync *sync = orch_xcalloc(n + 1, sizeof(*sync));
@@ -405,8 +406,8 @@ bool recon_still_running(struct reconcile_run *run, const struct plan_instance *
     return ok;
 }
 
-/* Plans and executes one service. *acted is set when any action was issued. */
-
+/* Removes the app network (kept with a warning while something else uses it) and, with
+ * remove_volumes, the app's named volumes. */
 int recon_remove_app_infra(struct reconcile_run *run, bool remove_volumes, struct orch_error *err)
 {
     struct reconciler *r = run->r;

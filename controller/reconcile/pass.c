@@ -1,6 +1,7 @@
 /* One pass of a run: observe the app's containers, plan each service with the pure planner,
  * act on the rollout and decision verdicts, and execute the actions as one batch; and the
  * embedded driver (reconcile_app) that repeats passes until the app is done. */
+#include "decide.h"
 #include "reconcile_internal.h"
 
 #include <stdio.h>
@@ -35,8 +36,7 @@ static enum plan_inst_state inst_state(const char *s)
     return st;
 }
 
-/* The published endpoint of container port `port`/`proto`: host and host port. */
-
+/* Keeps a running instance under its service's probe (idempotent) and returns its verdict. */
 static enum plan_health probe_instance(struct reconcile_run *run, struct svc_run *s,
                                        const struct docker_container *c, bool running)
 {
@@ -77,27 +77,45 @@ static enum plan_health probe_instance(struct reconcile_run *run, struct svc_run
     return PLAN_HEALTH_NONE;
 }
 
-/* Whether the registry lists this instance now: running, healthy (or no probe), not draining. */
+/* What one pass knows of one service while it is planned, decided and executed. */
+struct svc_pass {
+    struct plan_instance *inst; /* its containers (borrowed strings from the observation) */
+    size_t n;
+    int new_exits;   /* exits of the current revision first seen now */
+    size_t unjudged; /* adopted running instances with no probe result yet */
+    struct plan_service want;
+    struct plan_counts counts;
+    struct plan plan;
+    struct reconcile_action *actions; /* parallel to plan.v */
+    enum reconcile_verdict *verdicts; /* parallel to plan.v */
+    struct reconcile_dep *deps;
+    struct reconcile_decide_input in;
+    struct reconcile_decision d;
+    char *image_error; /* why the image is missing, when it is */
+};
 
-static int pass_service(struct reconcile_run *run, struct batch *b, struct svc_run *s,
-                        const struct docker_container_list *obs, int64_t now, bool *acted,
-                        struct orch_error *err)
+static void svc_pass_free(struct svc_pass *p)
+{
+    free(p->inst);
+    plan_free(&p->plan);
+    free(p->actions);
+    free(p->verdicts);
+    free(p->deps);
+    free(p->image_error);
+}
+
+/* The service's containers as the planner sees them, probed (idempotently) as they go. */
+static void svc_observe(struct reconcile_run *run, struct svc_run *s,
+                        const struct docker_container_list *obs, int64_t now, struct svc_pass *p)
 {
     const struct spec_service *t = &s->tmpl;
-    if (s->failed) {
-        /* A failed rollout with no way back: its instances stay for inspection. */
-        s->settled = true;
-        return 0;
-    }
-    struct plan_instance *inst = orch_xcalloc(obs->n + 1, sizeof(*inst));
-    size_t n = 0;
-    int new_exits = 0;
+    p->inst = orch_xcalloc(obs->n + 1, sizeof(*p->inst));
     for (size_t i = 0; i < obs->n; i++) {
         const struct docker_container *c = &obs->v[i];
         const char *svc = docker_kvs_get(&c->labels, "orch.service");
         if (svc == NULL || strcmp(svc, s->name) != 0)
             continue;
-        struct plan_instance *pi = &inst[n++];
+        struct plan_instance *pi = &p->inst[p->n++];
         pi->id = c->id;
         pi->name = recon_container_name(c);
         pi->revision = recon_label_revision(c);
@@ -112,26 +130,27 @@ static int pass_service(struct reconcile_run *run, struct batch *b, struct svc_r
         pi->ready_since_ms = recon_ready_since(run, c->id, ready, now);
         if ((pi->state == PLAN_INST_EXITED || pi->state == PLAN_INST_DEAD) &&
             pi->revision == s->row.revision && recon_exit_first_seen(run, c->id))
-            new_exits++;
+            p->new_exits++;
     }
-
     /* Instances that were running before this run started have no verdict yet in this
      * process: until their first probe result is in, they are not known to be unready, and a
      * rolling update must not take them for unready old ones and remove them all at once. */
-    if (t->health.kind != SPEC_PROBE_NONE && run->r->prober != NULL) {
-        for (size_t i = 0; i < n; i++) {
-            struct health_state hs;
-            if (inst[i].state == PLAN_INST_RUNNING && inst[i].created_ms < run->start_wall_ms &&
-                health_prober_state(run->r->prober, inst[i].id, &hs) && hs.last_probe_ms < 0) {
-                s->settled = false;
-                s->settled_since_ms = 0;
-                free(inst);
-                return 0;
-            }
-        }
+    if (t->health.kind == SPEC_PROBE_NONE || run->r->prober == NULL)
+        return;
+    for (size_t i = 0; i < p->n; i++) {
+        struct health_state hs;
+        if (p->inst[i].state == PLAN_INST_RUNNING && p->inst[i].created_ms < run->start_wall_ms &&
+            health_prober_state(run->r->prober, p->inst[i].id, &hs) && hs.last_probe_ms < 0)
+            p->unjudged++;
     }
+}
 
-    struct plan_service want = {
+/* Plans the service and gathers the decision's input from the plan and the run's state. */
+static int svc_plan(struct reconcile_run *run, struct svc_run *s, int64_t now, struct svc_pass *p,
+                    struct orch_error *err)
+{
+    const struct spec_service *t = &s->tmpl;
+    p->want = (struct plan_service){
         .app = run->app,
         .service = s->name,
         .revision = s->row.revision,
@@ -142,198 +161,239 @@ static int pass_service(struct reconcile_run *run, struct batch *b, struct svc_r
         .has_probe = t->health.kind != SPEC_PROBE_NONE,
         .min_ready_ms = t->update.min_ready_ms,
     };
-    struct plan_counts counts;
-    plan_counts_compute(&want, inst, n, now, &counts);
-    s->counts = counts;
-
-    int rc = 0;
-    struct plan p = {0};
-    char *image_error = NULL; /* freed at out: */
-    if (new_exits > 0)
-        recon_note_crashes(run, s, new_exits, "exited", now);
-
-    /* progress: more updated-and-available instances, or fewer old ones */
-    long score = (long)counts.updated_available * 100000L - counts.old;
-    if (score != s->last_score) {
-        s->last_score = score;
-        s->last_progress_ms = now;
-    }
-
-    rc = plan_service_compute(&want, inst, n, now, &p, err);
+    plan_counts_compute(&p->want, p->inst, p->n, now, &p->counts);
+    int rc = plan_service_compute(&p->want, p->inst, p->n, now, &p->plan, err);
     if (rc < 0)
-        goto out;
+        return rc;
+    p->actions = orch_xcalloc(p->plan.n + 1, sizeof(*p->actions));
+    p->verdicts = orch_xcalloc(p->plan.n + 1, sizeof(*p->verdicts));
     bool creates = false;
-    for (size_t i = 0; i < p.n; i++)
-        if (p.v[i].kind == PLAN_CREATE)
-            creates = true;
-    if (creates) {
-        rc = recon_check_image(run, s, err);
+    for (size_t i = 0; i < p->plan.n; i++) {
+        const struct plan_action *a = &p->plan.v[i];
+        struct reconcile_action *ra = &p->actions[i];
+        creates |= a->kind == PLAN_CREATE;
+        ra->kind = a->kind == PLAN_REMOVE ? RECONCILE_ACT_REMOVE : RECONCILE_ACT_START;
+        if (a->kind != PLAN_REMOVE)
+            continue;
+        for (size_t j = 0; j < p->n; j++)
+            if (strcmp(p->inst[j].id, a->id) == 0)
+                ra->serving =
+                    p->inst[j].state == PLAN_INST_RUNNING && recon_in_registry(run, s, &p->inst[j]);
+        ra->drain_since_ms = recon_mark(run, a->id)->drain_since;
+        ra->counts_as_crash = a->revision == s->row.revision && strcmp(a->reason, "unhealthy") == 0;
+    }
+    p->deps = orch_xcalloc(run->n + 1, sizeof(*p->deps));
+    size_t n_deps = 0;
+    for (size_t j = 0; j < run->n; j++)
+        if (run->svcs[j].present)
+            p->deps[n_deps++] = (struct reconcile_dep){
+                .name = run->svcs[j].name,
+                .settled = run->svcs[j].settled,
+                .failed = run->svcs[j].failed,
+            };
+    p->in = (struct reconcile_decide_input){
+        .now_ms = now,
+        .settle_ms = RECONCILE_SETTLE_MS,
+        .backoff_max_ms = RECONCILE_BACKOFF_MAX_MS,
+        .backoff_reset_ms = RECONCILE_BACKOFF_RESET_MS,
+        .unjudged = p->unjudged,
+        .new_exits = p->new_exits,
+        .crashes = s->crashes,
+        .backoff_ms = s->backoff_ms,
+        .backoff_until_ms = s->backoff_until_ms,
+        .score = (long)p->counts.updated_available * 100000L - p->counts.old,
+        .last_score = s->last_score,
+        .last_progress_ms = s->last_progress_ms,
+        .plan_converged = p->plan.n == 0 && plan_counts_converged(&p->counts),
+        .settled_since_ms = s->settled_since_ms,
+        .settle_confirmed = s->settle_confirmed,
+        .unrecorded = recon_svc_phase(s) == ROLLOUT_IDLE && !s->rev_active,
+        .creates = creates,
+        .depends_on = (const char *const *)t->depends_on,
+        .n_depends_on = t->depends_on_len,
+        .deps = p->deps,
+        .n_deps = n_deps,
+        .drain_ms = run->drain_ms,
+        .actions = p->actions,
+        .n_actions = p->plan.n,
+    };
+    return 0;
+}
+
+/* Decides, finding out what the decision asks for (is the image there, do the instances still
+ * run) and deciding again with the answers; keeps the outcome in the run's state. Counted
+ * crashes and progress are kept before any lookup, as they do not depend on it. */
+static int svc_decide(struct reconcile_run *run, struct svc_run *s, struct svc_pass *p,
+                      struct orch_error *err)
+{
+    struct reconcile_decision *d = &p->d;
+    reconcile_decide(&p->in, d, p->verdicts);
+    if (d->hold)
+        return 0;
+    s->counts = p->counts;
+    s->crashes = d->crashes;
+    s->backoff_ms = d->backoff_ms;
+    s->backoff_until_ms = d->backoff_until_ms;
+    if (p->new_exits > 0)
+        recon_crash_event(run, s, p->new_exits, "exited", d->exit_delay_ms);
+    s->last_score = d->last_score;
+    s->last_progress_ms = d->last_progress_ms;
+    if (d->check_image) {
+        int rc = recon_check_image(run, s, err);
         if (rc == -ORCH_E_NOTFOUND) {
-            image_error = orch_xstrdup(err->msg);
+            p->image_error = orch_xstrdup(err->msg);
             orch_error_clear(err);
             rc = 0;
         }
         if (rc < 0)
-            goto out;
+            return rc;
+        p->in.image_present = p->image_error ? RECONCILE_FACT_NO : RECONCILE_FACT_YES;
+        reconcile_decide(&p->in, d, p->verdicts);
     }
-    bool converged = p.n == 0 && plan_counts_converged(&counts);
-    if (!converged) {
-        s->settled_since_ms = 0;
-    } else if (s->settled_since_ms == 0) {
-        s->settled_since_ms = now; /* a new settled period: to be confirmed */
-        s->settle_confirmed = false;
+    if (d->check_running) {
+        bool yes = recon_still_running(run, p->inst, p->n);
+        p->in.still_running = yes ? RECONCILE_FACT_YES : RECONCILE_FACT_NO;
+        reconcile_decide(&p->in, d, p->verdicts);
     }
-    /* The engine's container list can lag a container's exit by a second or two: before the
-     * settle time counts as proof, ask each running instance itself, once per settled period
-     * (later passes of a converged service, e.g. the daemon's resyncs, trust the list). */
-    if (converged && !s->settle_confirmed && now - s->settled_since_ms >= RECONCILE_SETTLE_MS) {
-        if (recon_still_running(run, inst, n)) {
-            s->settle_confirmed = true;
-        } else {
-            converged = false;
-            s->settled_since_ms = 0;
-        }
-    }
-    /* Healthy for a while: the next failure starts from the shortest backoff again (like
-     * Kubernetes resetting CrashLoopBackOff after a quiet period). */
-    if (converged && now - s->settled_since_ms >= RECONCILE_BACKOFF_RESET_MS) {
+    s->settled_since_ms = d->settled_since_ms;
+    s->settle_confirmed = d->settle_confirmed;
+    if (d->backoff_reset) {
         s->crashes = 0;
         s->backoff_ms = RECONCILE_BACKOFF_MIN_MS;
     }
+    return 0;
+}
 
-    /* The rollout state machine decides; this function acts. */
+/* The rollout state machine decides; this acts. Returns 1 when the service failed or rolls
+ * back (nothing more is done with it in this pass), 0 to go on, or a negative code. */
+static int svc_rollout(struct reconcile_run *run, struct svc_run *s, struct svc_pass *p,
+                       struct orch_error *err)
+{
+    const struct spec_service *t = &s->tmpl;
     struct rollout_input ri = {
         .phase = recon_svc_phase(s),
-        .converged = converged,
-        .converged_for_ms = converged ? now - s->settled_since_ms : 0,
+        .converged = p->d.converged,
+        .converged_for_ms = p->d.converged_for_ms,
         .settle_ms = RECONCILE_SETTLE_MS,
-        .image_missing = image_error != NULL,
+        .image_missing = p->image_error != NULL,
         .crashes = s->crashes,
         .crash_limit = RECONCILE_CRASH_LIMIT,
-        .since_progress_ms = now - s->last_progress_ms,
+        .since_progress_ms = p->in.now_ms - s->last_progress_ms,
         .deadline_ms = t->update.deadline_ms,
         .auto_rollback = t->update.auto_rollback,
         .give_up = run->give_up,
     };
     int64_t target = 0;
     if (rollout_failing(&ri) && ri.phase == ROLLOUT_PROGRESSING && ri.auto_rollback) {
-        rc = recon_last_good_revision(run->r, run->app, s->name, s->row.revision, &target, err);
+        int rc = recon_last_good_revision(run->r, run->app, s->name, s->row.revision, &target, err);
         if (rc < 0)
-            goto out;
+            return rc;
         ri.has_rollback_target = target > 0;
     }
     struct rollout_decision dec = rollout_decide(&ri);
     switch (dec.verdict) {
     case ROLLOUT_WAIT:
-        /* A revision that is serving fine with no rollout (e.g. its image was missing once and
-         * has been loaded since) is recorded as the good one, so it can be rolled back to. */
-        if (ri.phase == ROLLOUT_IDLE && !s->rev_active && ri.converged &&
-            ri.converged_for_ms >= ri.settle_ms)
-            rc = recon_rollout_complete(run, s, err);
-        break;
+        return p->d.record_good ? recon_rollout_complete(run, s, err) : 0;
     case ROLLOUT_COMPLETE:
         /* recorded as soon as this service is done, even if others of the app are not */
-        rc = recon_rollout_complete(run, s, err);
-        break;
+        return recon_rollout_complete(run, s, err);
     case ROLLOUT_ROLLBACK:
     case ROLLOUT_FAIL:
-    case ROLLOUT_GIVE_UP: {
-        char d[32];
-        orch_format_duration(t->update.deadline_ms, d, sizeof(d));
-        _cleanup_free_ char *why =
-            dec.reason == ROLLOUT_REASON_IMAGE_MISSING ? orch_xstrdup(image_error)
-            : dec.reason == ROLLOUT_REASON_CRASH_LOOP
-                ? orch_xasprintf("crash loop: instances exited, failed to start or turned "
-                                 "unhealthy %d times",
-                                 s->crashes)
-                : orch_xasprintf("no progress for %s (update.deadline)", d);
-        s->crashes = 0;
-        rc = recon_rollout_fail(run, s, why, dec.verdict == ROLLOUT_ROLLBACK ? target : 0, err);
-        s->settled = false;
-        goto out;
+    case ROLLOUT_GIVE_UP:
+        break;
     }
-    }
-    if (rc < 0)
-        goto out;
+    char dl[32];
+    orch_format_duration(t->update.deadline_ms, dl, sizeof(dl));
+    _cleanup_free_ char *why =
+        dec.reason == ROLLOUT_REASON_IMAGE_MISSING ? orch_xstrdup(p->image_error)
+        : dec.reason == ROLLOUT_REASON_CRASH_LOOP
+            ? orch_xasprintf("crash loop: instances exited, failed to start or turned "
+                             "unhealthy %d times",
+                             s->crashes)
+            : orch_xasprintf("no progress for %s (update.deadline)", dl);
+    s->crashes = 0;
+    int rc = recon_rollout_fail(run, s, why, dec.verdict == ROLLOUT_ROLLBACK ? target : 0, err);
+    s->settled = false;
+    return rc < 0 ? rc : 1;
+}
 
-    /* While backing off, nothing new is started; removals go on. Nor while a service this
-     * one depends on is not converged and healthy (depends_on), nor without the image. */
-    bool in_backoff = now < s->backoff_until_ms || image_error != NULL;
-    const char *waiting_for = NULL;
-    for (size_t i = 0; i < t->depends_on_len && waiting_for == NULL; i++) {
-        const struct svc_run *dep = NULL;
-        for (size_t j = 0; j < run->n; j++)
-            if (run->svcs[j].present && strcmp(run->svcs[j].name, t->depends_on[i]) == 0)
-                dep = &run->svcs[j];
-        if (dep == NULL || !dep->settled || dep->failed)
-            waiting_for = t->depends_on[i];
-    }
-    if (waiting_for != NULL && creates) {
-        in_backoff = true;
-        if (run->r->progress && strcmp(s->waiting_for, waiting_for) != 0)
-            orch_log(ORCH_LOG_INFO, "%s/%s: waiting for %s to be healthy (depends_on)", run->app,
-                     s->name, waiting_for);
-    }
-    snprintf(s->waiting_for, sizeof(s->waiting_for), "%s", waiting_for ? waiting_for : "");
-    if (creates && !in_backoff) {
-        rc = recon_ensure_volumes(run, s, err);
+/* Carries out the plan's actions as decided. */
+static int svc_execute(struct reconcile_run *run, struct batch *b, struct svc_run *s,
+                       struct svc_pass *p, bool *acted, struct orch_error *err)
+{
+    const struct reconcile_decision *d = &p->d;
+    if (d->waiting_for != NULL && p->in.creates && run->r->progress &&
+        strcmp(s->waiting_for, d->waiting_for) != 0)
+        orch_log(ORCH_LOG_INFO, "%s/%s: waiting for %s to be healthy (depends_on)", run->app,
+                 s->name, d->waiting_for);
+    snprintf(s->waiting_for, sizeof(s->waiting_for), "%s", d->waiting_for ? d->waiting_for : "");
+    if (p->in.creates && !d->starts_held) {
+        int rc = recon_ensure_volumes(run, s, err);
         if (rc < 0)
-            goto out;
+            return rc;
     }
-    int unhealthy_removed = 0;
-    for (size_t i = 0; i < p.n; i++) {
-        const struct plan_action *a = &p.v[i];
-        switch (a->kind) {
-        case PLAN_CREATE:
-            if (in_backoff)
-                continue;
+    for (size_t i = 0; i < p->plan.n; i++) {
+        const struct plan_action *a = &p->plan.v[i];
+        const char *name = a->id;
+        for (size_t j = 0; a->id != NULL && j < p->n; j++)
+            if (strcmp(p->inst[j].id, a->id) == 0)
+                name = p->inst[j].name;
+        switch (p->verdicts[i]) {
+        case RECONCILE_HOLD:
+        case RECONCILE_DRAIN_WAIT:
+            continue;
+        case RECONCILE_DRAIN_BEGIN:
+            recon_mark(run, a->id)->drain_since = p->in.now_ms;
+            orch_log(ORCH_LOG_INFO, "%s/%s: %s leaves the registry; stopping it in %lldms",
+                     run->app, s->name, name, (long long)run->drain_ms);
+            continue;
+        case RECONCILE_DO:
+            break;
+        }
+        if (a->kind == PLAN_CREATE)
             recon_op_create(run, b, s);
-            break;
-        case PLAN_START:
-            if (in_backoff)
-                continue;
+        else if (a->kind == PLAN_START)
             recon_op_start(run, b, s, a->id);
-            break;
-        case PLAN_REMOVE: {
-            const char *name = a->id;
-            bool serving = false;
-            for (size_t j = 0; j < n; j++) {
-                if (strcmp(inst[j].id, a->id) != 0)
-                    continue;
-                name = inst[j].name;
-                serving = inst[j].state == PLAN_INST_RUNNING && recon_in_registry(run, s, &inst[j]);
-            }
-            /* An instance clients may still find in the registry leaves it first and is
-             * stopped only one TTL later, so they see no failed requests. */
-            struct ready_mark *m = recon_mark(run, a->id);
-            if (run->drain_ms > 0 && (serving || m->drain_since != 0)) {
-                if (m->drain_since == 0) {
-                    m->drain_since = now;
-                    orch_log(ORCH_LOG_INFO, "%s/%s: %s leaves the registry; stopping it in %lldms",
-                             run->app, s->name, name, (long long)run->drain_ms);
-                }
-                if (now - m->drain_since < run->drain_ms)
-                    continue;
-            }
-            recon_op_remove(run, b, s, a->id, name, t->update.stop_grace_ms);
-            if (a->revision == s->row.revision && strcmp(a->reason, "unhealthy") == 0)
-                unhealthy_removed++;
-            break;
-        }
-        }
+        else
+            recon_op_remove(run, b, s, a->id, name, s->tmpl.update.stop_grace_ms);
         *acted = true;
     }
     /* an instance of the new revision that never got (or stayed) healthy counts like a crash:
      * replacements back off, and enough of them fail the rollout */
-    if (unhealthy_removed > 0)
-        recon_note_crashes(run, s, unhealthy_removed, "unhealthy", now);
-    s->settled = converged;
-    progress_line(run, s, &counts);
-out:
-    free(image_error);
-    plan_free(&p);
-    free(inst);
-    return rc;
+    if (d->crash_removals > 0)
+        recon_note_crashes(run, s, d->crash_removals, "unhealthy", p->in.now_ms);
+    return 0;
+}
+
+/* Plans, decides and executes one service. *acted is set when any action was issued. */
+static int pass_service(struct reconcile_run *run, struct batch *b, struct svc_run *s,
+                        const struct docker_container_list *obs, int64_t now, bool *acted,
+                        struct orch_error *err)
+{
+    if (s->failed) {
+        /* A failed rollout with no way back: its instances stay for inspection. */
+        s->settled = true;
+        return 0;
+    }
+    struct svc_pass p = {0};
+    svc_observe(run, s, obs, now, &p);
+    int rc = svc_plan(run, s, now, &p, err);
+    if (rc == 0)
+        rc = svc_decide(run, s, &p, err);
+    if (rc == 0 && p.d.hold) {
+        s->settled = false;
+        s->settled_since_ms = 0;
+    } else if (rc == 0) {
+        rc = svc_rollout(run, s, &p, err);
+        if (rc == 0)
+            rc = svc_execute(run, b, s, &p, acted, err);
+        if (rc == 0) {
+            s->settled = p.d.converged;
+            progress_line(run, s, &p.counts);
+        }
+    }
+    svc_pass_free(&p);
+    return rc < 0 ? rc : 0;
 }
 
 /* Containers of the app whose service is not desired any more. Returns how many remain

@@ -156,6 +156,8 @@ int recon_last_good_revision(struct reconciler *r, const char *app, const char *
 int recon_rollout_complete(struct reconcile_run *run, struct svc_run *s, struct orch_error *err);
 int recon_rollout_fail(struct reconcile_run *run, struct svc_run *s, const char *why,
                        int64_t target, struct orch_error *err);
+void recon_crash_event(struct reconcile_run *run, struct svc_run *s, int n, const char *what,
+                       int64_t delay_ms);
 void recon_note_crashes(struct reconcile_run *run, struct svc_run *s, int n, const char *what,
                         int64_t now);
 enum rollout_phase recon_svc_phase(const struct svc_run *s);

@@ -147,6 +147,7 @@ const char *recon_container_name(const struct docker_container *c)
     return c->names.n > 0 ? c->names.v[0] : c->id;
 }
 
+/* The published endpoint of container port `port`/`proto`: host and host port. */
 bool recon_published(const struct docker_container *c, int port, const char *proto,
                      const char **host, int *host_port)
 {
@@ -164,8 +165,6 @@ bool recon_published(const struct docker_container *c, int port, const char *pro
     }
     return *host_port != 0;
 }
-
-/* Keeps a running instance under its service's probe (idempotent) and returns its verdict. */
 
 static void idle_fired(uv_timer_t *t)
 {

@@ -1,6 +1,7 @@
 /* The rollout records in the store: completing a rollout (active revision, history trim),
  * failing or rolling it back (in one transaction checked against concurrent changes), and the
  * crash and backoff events. The verdicts come from rollout/ and decide.c; this only records. */
+#include "decide.h"
 #include "reconcile_internal.h"
 
 #include <stdio.h>
@@ -176,28 +177,32 @@ int recon_rollout_fail(struct reconcile_run *run, struct svc_run *s, const char 
     return 0;
 }
 
+/* Logs n crashes of what kind and the delay before the next start, in the event log too, so
+ * `orch status` shows a crash loop backing off. */
+void recon_crash_event(struct reconcile_run *run, struct svc_run *s, int n, const char *what,
+                       int64_t delay_ms)
+{
+    _cleanup_free_ char *msg =
+        orch_xasprintf("%d instance%s of revision %lld %s; next start in %lldms", n,
+                       n == 1 ? "" : "s", (long long)s->row.revision, what, (long long)delay_ms);
+    orch_log(ORCH_LOG_WARN, "%s/%s: %s", run->app, s->name, msg);
+    struct orch_error e = {0};
+    if (store_event_add(run->r->store, run->app, s->name, "backoff", msg, orch_now_wall_ms(), &e) <
+        0)
+        orch_log(ORCH_LOG_WARN, "%s/%s: %s", run->app, s->name, e.msg);
+}
+
 /* An exit or a refused create/start: counts toward the crash limit and backs the service off
  * (1 s doubling to 60 s) so a crash loop never runs hot. */
 void recon_note_crashes(struct reconcile_run *run, struct svc_run *s, int n, const char *what,
                         int64_t now)
 {
-    /* The first failure after a quiet period is replaced at once; repeated ones back off. */
-    bool first = s->crashes == 0;
-    s->crashes += n;
-    int64_t delay = first ? 0 : s->backoff_ms;
-    s->backoff_until_ms = now + delay;
-    if (!first)
-        s->backoff_ms = s->backoff_ms * 2 > RECONCILE_BACKOFF_MAX_MS ? RECONCILE_BACKOFF_MAX_MS
-                                                                     : s->backoff_ms * 2;
-    _cleanup_free_ char *msg =
-        orch_xasprintf("%d instance%s of revision %lld %s; next start in %lldms", n,
-                       n == 1 ? "" : "s", (long long)s->row.revision, what, (long long)delay);
-    orch_log(ORCH_LOG_WARN, "%s/%s: %s", run->app, s->name, msg);
-    /* in the event log too, so `orch status` shows a crash loop backing off */
-    struct orch_error e = {0};
-    if (store_event_add(run->r->store, run->app, s->name, "backoff", msg, orch_now_wall_ms(), &e) <
-        0)
-        orch_log(ORCH_LOG_WARN, "%s/%s: %s", run->app, s->name, e.msg);
+    struct reconcile_backoff bo =
+        reconcile_decide_crashes(s->crashes, s->backoff_ms, n, now, RECONCILE_BACKOFF_MAX_MS);
+    s->crashes = bo.crashes;
+    s->backoff_ms = bo.backoff_ms;
+    s->backoff_until_ms = bo.until_ms;
+    recon_crash_event(run, s, n, what, bo.delay_ms);
 }
 
 enum rollout_phase recon_svc_phase(const struct svc_run *s)

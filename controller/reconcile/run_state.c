@@ -187,6 +187,7 @@ int recon_run_load(struct reconcile_run *run, struct orch_error *err)
     return rc;
 }
 
+/* Whether the registry lists this instance now: running, healthy (or no probe), not draining. */
 bool recon_in_registry(struct reconcile_run *run, const struct svc_run *s,
                        const struct plan_instance *pi)
 {
@@ -196,8 +197,6 @@ bool recon_in_registry(struct reconcile_run *run, const struct svc_run *s,
         return true;
     return run->r->prober != NULL && health_prober_status(run->r->prober, pi->id) == HEALTH_HEALTHY;
 }
-
-/* True when every instance listed as running still runs, by inspecting each (concurrently). */
 
 struct reconcile_run *reconcile_run_new(struct reconciler *r, const char *app, bool give_up)
 {
