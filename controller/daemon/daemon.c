@@ -5,13 +5,10 @@
  * top of the loop, never from inside a libuv callback. */
 #include "daemon.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -59,58 +56,9 @@ struct daemon {
     int64_t data_version; /* the store's, as last seen */
 };
 
-static char *lock_path(const char *state_dir)
-{
-    return orch_xasprintf("%s/daemon.lock", state_dir);
-}
-
 bool daemon_is_running(const char *state_dir, pid_t *pid)
 {
-    if (pid)
-        *pid = 0;
-    _cleanup_free_ char *path = lock_path(state_dir);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    bool held = flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
-    if (held && pid) {
-        char buf[32] = {0};
-        if (read(fd, buf, sizeof(buf) - 1) > 0)
-            *pid = (pid_t)atol(buf);
-    }
-    close(fd);
-    return held;
-}
-
-/* The lock is held for the daemon's life; the kernel drops it when the process dies, so a
- * SIGKILLed daemon never leaves a stale one. */
-static int lock_state_dir(const char *state_dir, int *fd_out, struct orch_error *err)
-{
-    _cleanup_free_ char *path = lock_path(state_dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return orch_fail(err, ORCH_E_ENV, errno, "cannot open %s", path);
-    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-        int e = errno;
-        char buf[32] = {0};
-        if (read(fd, buf, sizeof(buf) - 1) < 0)
-            buf[0] = '\0';
-        close(fd);
-        if (e == EWOULDBLOCK)
-            return orch_fail(err, ORCH_E_LOCKED, 0,
-                             "another orch daemon runs on %s (pid %ld); one per state dir",
-                             state_dir, atol(buf));
-        return orch_fail(err, ORCH_E_ENV, e, "cannot lock %s", path);
-    }
-    char pid[32];
-    int len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)len, 0) != len) {
-        int e = errno;
-        close(fd);
-        return orch_fail(err, ORCH_E_ENV, e, "cannot write %s", path);
-    }
-    *fd_out = fd;
-    return 0;
+    return store_daemon_running(state_dir, pid);
 }
 
 static struct app_entry *app_get(struct daemon *d, const char *name)
@@ -440,7 +388,7 @@ static void daemon_turn(struct daemon *d)
 int daemon_run(struct store *s, const struct daemon_options *opts, struct orch_error *err)
 {
     int lock_fd = -1;
-    int rc = lock_state_dir(store_dir(s), &lock_fd, err);
+    int rc = store_daemon_lock(store_dir(s), &lock_fd, err);
     if (rc < 0)
         return rc;
     signal(SIGPIPE, SIG_IGN);

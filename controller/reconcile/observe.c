@@ -1,6 +1,7 @@
 /* Observation for `status` and `get`: the containers of each service of the store with their
- * endpoints, and one probe of each running instance. It changes nothing on the engine and
- * keeps no state between calls. */
+ * endpoints and health: the daemon's verdicts from the store when a daemon runs on the state
+ * dir, else (and for instances it has not judged) one probe of each running instance. It
+ * changes nothing on the engine or in the store and keeps no state between calls. */
 #include "reconcile_internal.h"
 
 #include <stdlib.h>
@@ -102,6 +103,88 @@ static void probe_once(struct reconciler *r, struct oneshot *v, size_t n)
     }
 }
 
+/* Fills st's instances from the observed containers of its service and queues a one-shot
+ * probe for each running one that has a probe. */
+static void observe_service(struct reconcile_service_status *st, const struct spec_service *t,
+                            const struct docker_container_list *obs, struct oneshot *shots,
+                            size_t *nshots)
+{
+    st->instances = orch_xcalloc(obs->n + 1, sizeof(*st->instances));
+    for (size_t j = 0; j < obs->n; j++) {
+        const struct docker_container *c = &obs->v[j];
+        const char *capp = docker_kvs_get(&c->labels, "orch.app");
+        const char *csvc = docker_kvs_get(&c->labels, "orch.service");
+        if (!capp || !csvc || strcmp(capp, st->app) != 0 || strcmp(csvc, st->service) != 0)
+            continue;
+        struct reconcile_instance *ri = &st->instances[st->n_instances++];
+        instance_fill(ri, c, t);
+        bool running = c->state && strcmp(c->state, "running") == 0;
+        st->running += running;
+        st->updated += ri->revision == st->revision;
+        if (!running || t == NULL || t->health.kind == SPEC_PROBE_NONE)
+            continue;
+        if (t->health.kind != SPEC_PROBE_EXEC) {
+            const struct spec_port *sp =
+                t->health.port_index >= 0 ? &t->ports[t->health.port_index] : NULL;
+            const char *host = NULL;
+            int port = 0;
+            if (sp == NULL ||
+                !recon_published(c, sp->container, sp->protocol == SPEC_PROTO_UDP ? "udp" : "tcp",
+                                 &host, &port))
+                continue;
+            ri->probe_host = orch_xstrdup(host);
+            ri->probe_port = port;
+        }
+        shots[(*nshots)++] = (struct oneshot){ri, &t->health, c->created * 1000};
+    }
+}
+
+/* With a daemon running on the state dir, the verdicts its probes published stand in for the
+ * one-shot probe of each instance it judges; the others (just created, not yet judged) are
+ * still probed once. Returns how many shots are left, compacted at the front. */
+static size_t daemon_view(struct reconciler *r, const char *app, struct oneshot *shots, size_t n,
+                          bool *used)
+{
+    *used = false;
+    if (!store_daemon_running(store_dir(r->store), NULL))
+        return n;
+    struct store_instance_health *h = NULL;
+    size_t nh = 0;
+    struct orch_error e = {0};
+    if (store_instance_health_list(r->store, app, &h, &nh, &e) < 0)
+        return n; /* no view: probe as without a daemon */
+    *used = true;
+    size_t keep = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct store_instance_health *found = NULL;
+        for (size_t k = 0; k < nh && found == NULL; k++)
+            if (strcmp(h[k].id, shots[i].ri->id) == 0)
+                found = &h[k];
+        if (found == NULL) {
+            shots[keep++] = shots[i];
+            continue;
+        }
+        free(shots[i].ri->health);
+        shots[i].ri->health = orch_xstrdup(found->health);
+    }
+    store_instance_health_free(h, nh);
+    return keep;
+}
+
+/* The daemon's record of why it last replaced an instance of the service. */
+static void replacement_fill(struct reconciler *r, struct reconcile_service_status *st)
+{
+    struct store_status ss;
+    struct orch_error e = {0};
+    if (store_status_get(r->store, st->app, st->service, &ss, &e) == 0) {
+        st->replaced = orch_xstrdup(ss.replaced);
+        st->replaced_ms = ss.replaced_ms;
+        store_status_free(&ss);
+    } else {
+        st->replaced = orch_xstrdup("");
+    }
+}
+
 int reconcile_observe(struct reconciler *r, const char *app, struct reconcile_service_status **out,
                       size_t *n_out, struct orch_error *err)
 {
@@ -134,39 +217,15 @@ int reconcile_observe(struct reconciler *r, const char *app, struct reconcile_se
             have[i] = spec_template_from_json(rev.template_json, &tmpls[i], &e) == 0;
             store_revision_free(&rev);
         }
-        const struct spec_service *t = have[i] ? &tmpls[i] : NULL;
-        st->instances = orch_xcalloc(obs.n + 1, sizeof(*st->instances));
-        for (size_t j = 0; j < obs.n; j++) {
-            const struct docker_container *c = &obs.v[j];
-            const char *capp = docker_kvs_get(&c->labels, "orch.app");
-            const char *csvc = docker_kvs_get(&c->labels, "orch.service");
-            if (!capp || !csvc || strcmp(capp, st->app) != 0 || strcmp(csvc, st->service) != 0)
-                continue;
-            struct reconcile_instance *ri = &st->instances[st->n_instances++];
-            instance_fill(ri, c, t);
-            bool running = c->state && strcmp(c->state, "running") == 0;
-            st->running += running;
-            st->updated += ri->revision == st->revision;
-            if (!running || t == NULL || t->health.kind == SPEC_PROBE_NONE)
-                continue;
-            if (t->health.kind != SPEC_PROBE_EXEC) {
-                const struct spec_port *sp =
-                    t->health.port_index >= 0 ? &t->ports[t->health.port_index] : NULL;
-                const char *host = NULL;
-                int port = 0;
-                if (sp == NULL ||
-                    !recon_published(c, sp->container,
-                                     sp->protocol == SPEC_PROTO_UDP ? "udp" : "tcp", &host, &port))
-                    continue;
-                ri->probe_host = orch_xstrdup(host);
-                ri->probe_port = port;
-            }
-            shots[nshots++] = (struct oneshot){ri, &t->health, c->created * 1000};
-        }
+        observe_service(st, have[i] ? &tmpls[i] : NULL, &obs, shots, &nshots);
+        replacement_fill(r, st);
     }
+    bool used = false;
+    nshots = daemon_view(r, app, shots, nshots, &used);
     if (nshots > 0 && r->prober != NULL)
         probe_once(r, shots, nshots);
     for (size_t i = 0; i < n; i++) {
+        v[i].daemon_view = used;
         for (size_t j = 0; j < v[i].n_instances; j++) {
             const struct reconcile_instance *ri = &v[i].instances[j];
             bool running = strcmp(ri->state, "running") == 0;
@@ -207,6 +266,7 @@ void reconcile_status_free(struct reconcile_service_status *v, size_t n)
         free(v[i].instances);
         free(v[i].app);
         free(v[i].service);
+        free(v[i].replaced);
     }
     free(v);
 }

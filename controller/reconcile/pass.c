@@ -317,6 +317,13 @@ static int svc_rollout(struct reconcile_run *run, struct svc_run *s, struct svc_
     return rc < 0 ? rc : 1;
 }
 
+/* A removal the planner makes to replace a failed instance (not a scale-down or an update). */
+static bool is_replacement(const char *reason)
+{
+    return strcmp(reason, "exited") == 0 || strcmp(reason, "dead") == 0 ||
+           strcmp(reason, "unhealthy") == 0;
+}
+
 /* Carries out the plan's actions as decided. */
 static int svc_execute(struct reconcile_run *run, struct batch *b, struct svc_run *s,
                        struct svc_pass *p, bool *acted, struct orch_error *err)
@@ -356,6 +363,10 @@ static int svc_execute(struct reconcile_run *run, struct batch *b, struct svc_ru
             recon_op_start(run, b, s, a->id);
         else
             recon_op_remove(run, b, s, a->id, name, s->tmpl.update.stop_grace_ms);
+        if (a->kind == PLAN_REMOVE && is_replacement(a->reason)) {
+            snprintf(s->replaced, sizeof(s->replaced), "%s", a->reason);
+            s->replaced_ms = orch_now_wall_ms();
+        }
         *acted = true;
     }
     /* an instance of the new revision that never got (or stayed) healthy counts like a crash:

@@ -87,6 +87,10 @@ struct svc_run {
     struct plan_counts written;  /* what it said */
     bool written_converged;
     int64_t written_revision;
+    char replaced[32];           /* why an instance was last replaced ("" for never) */
+    int64_t replaced_ms;         /* when (wall clock) */
+    int64_t written_replaced_ms; /* what the status row says of it */
+    char *written_health;        /* the instance health last published ("ID=HEALTH;"...) */
 };
 
 struct reconcile_run {

@@ -58,6 +58,7 @@ static void run_free(struct reconcile_run *run)
         if (run->svcs[i].tmpl_revision)
             spec_service_free(&run->svcs[i].tmpl);
         free(run->svcs[i].name);
+        free(run->svcs[i].written_health);
     }
     free(run->svcs);
     for (size_t i = 0; i < run->n_ready; i++) {
@@ -298,9 +299,104 @@ bool reconcile_run_is_empty(const struct reconcile_run *run)
     return run->empty;
 }
 
+/* The health of the service's running instances as the daemon's probes judge them (those it
+ * does not probe are left out, so a reader probes them itself), and their signature. */
+static size_t health_view(struct reconcile_run *run, const struct svc_run *s, int64_t now_wall,
+                          struct store_instance_health *v, struct orch_buf *sig)
+{
+    size_t n = 0;
+    struct health_prober *p = run->r->prober;
+    if (p == NULL || s->tmpl_revision == 0 || s->tmpl.health.kind == SPEC_PROBE_NONE)
+        return 0;
+    for (size_t i = 0; i < run->n_snap; i++) {
+        const struct endpoint_snap *e = &run->snap[i];
+        enum health_status hs = health_prober_status(p, e->id);
+        if (strcmp(e->service, s->name) != 0 || hs == HEALTH_NONE)
+            continue;
+        v[n++] = (struct store_instance_health){
+            .id = e->id,
+            .health = (char *)health_status_name(hs),
+            .observed_ms = now_wall,
+        };
+        orch_buf_printf(sig, "%s=%s;", e->id, health_status_name(hs));
+    }
+    return n;
+}
+
+/* Opens the transaction of this round of writes at its first write. */
+static int begin_once(struct reconcile_run *run, bool *began, struct orch_error *err)
+{
+    if (*began)
+        return 0;
+    int rc = store_begin(run->r->store, err);
+    *began = rc == 0;
+    return rc;
+}
+
+/* Publishes the service's instance health when it changed since the last write. */
+static int write_health(struct reconcile_run *run, struct svc_run *s, bool *began,
+                        struct orch_error *err)
+{
+    struct store_instance_health *v = orch_xcalloc(run->n_snap + 1, sizeof(*v));
+    struct orch_buf sig = {0};
+    orch_buf_printf(&sig, "%s", "");
+    size_t n = health_view(run, s, orch_now_wall_ms(), v, &sig);
+    int rc = 0;
+    if (s->written_health == NULL || strcmp(s->written_health, sig.data) != 0) {
+        rc = begin_once(run, began, err);
+        if (rc == 0)
+            rc = store_instance_health_set(run->r->store, run->app, s->name, v, n, err);
+        if (rc == 0) {
+            free(s->written_health);
+            s->written_health = orch_xstrdup(sig.data);
+        }
+    }
+    orch_buf_free(&sig);
+    free(v);
+    return rc;
+}
+
+/* Writes the service's status row when what it says changed. */
+static int write_service_status(struct reconcile_run *run, struct svc_run *s, int64_t now,
+                                bool *began, struct orch_error *err)
+{
+    bool converged = !s->failed && s->settled && s->settled_since_ms != 0 &&
+                     now - s->settled_since_ms >= RECONCILE_SETTLE_MS;
+    if (s->have_written && converged == s->written_converged &&
+        s->written_revision == s->row.revision && s->written_replaced_ms == s->replaced_ms &&
+        memcmp(&s->written, &s->counts, sizeof(s->counts)) == 0)
+        return 0;
+    struct store_status st = {
+        .app = run->app,
+        .service = s->name,
+        .observed_ms = orch_now_wall_ms(),
+        .revision = s->row.revision,
+        .desired = s->row.replicas,
+        .running = s->counts.running,
+        .healthy = s->counts.ready,
+        .updated = s->counts.updated,
+        .converged = converged,
+        .message = s->failed        ? "failed"
+                   : s->rolled_back ? "rolled back"
+                                    : "",
+        .replaced = s->replaced,
+        .replaced_ms = s->replaced_ms,
+    };
+    int rc = begin_once(run, began, err);
+    if (rc == 0)
+        rc = store_status_put(run->r->store, &st, err);
+    if (rc == 0) {
+        s->have_written = true;
+        s->written = s->counts;
+        s->written_converged = converged;
+        s->written_revision = s->row.revision;
+        s->written_replaced_ms = s->replaced_ms;
+    }
+    return rc;
+}
+
 int reconcile_run_write_status(struct reconcile_run *run, struct orch_error *err)
 {
-    struct reconciler *r = run->r;
     int64_t now = orch_now_mono_ms();
     bool began = false;
     int rc = 0;
@@ -308,45 +404,15 @@ int reconcile_run_write_status(struct reconcile_run *run, struct orch_error *err
         struct svc_run *s = &run->svcs[i];
         if (!s->present)
             continue;
-        bool converged = !s->failed && s->settled && s->settled_since_ms != 0 &&
-                         now - s->settled_since_ms >= RECONCILE_SETTLE_MS;
-        if (s->have_written && converged == s->written_converged &&
-            s->written_revision == s->row.revision &&
-            memcmp(&s->written, &s->counts, sizeof(s->counts)) == 0)
-            continue;
-        if (!began) {
-            rc = store_begin(r->store, err);
-            if (rc < 0)
-                return rc;
-            began = true;
-        }
-        struct store_status st = {
-            .app = run->app,
-            .service = s->name,
-            .observed_ms = orch_now_wall_ms(),
-            .revision = s->row.revision,
-            .desired = s->row.replicas,
-            .running = s->counts.running,
-            .healthy = s->counts.ready,
-            .updated = s->counts.updated,
-            .converged = converged,
-            .message = s->failed        ? "failed"
-                       : s->rolled_back ? "rolled back"
-                                        : "",
-        };
-        rc = store_status_put(r->store, &st, err);
-        if (rc == 0) {
-            s->have_written = true;
-            s->written = s->counts;
-            s->written_converged = converged;
-            s->written_revision = s->row.revision;
-        }
+        rc = write_service_status(run, s, now, &began, err);
+        if (rc == 0)
+            rc = write_health(run, s, &began, err);
     }
     if (began) {
         if (rc == 0)
-            rc = store_commit(r->store, err);
+            rc = store_commit(run->r->store, err);
         else
-            store_rollback(r->store);
+            store_rollback(run->r->store);
     }
     return rc;
 }

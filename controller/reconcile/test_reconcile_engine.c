@@ -1,9 +1,9 @@
 #define _GNU_SOURCE /* strcasestr */
 /* The executor against a scripted fake engine, for faults the real engine cannot be made to
  * show on demand: a create that fails with 500, a start the engine refuses, the engine going
- * away in the middle of a pass. The fake serves HTTP on a unix socket from its own thread and
- * loop (the reconciler runs its loop synchronously); DOCKER_HOST points the reconciler at it.
- * The real engine is exercised by tests/integration/. */
+ * away in the middle of a pass; and status from the daemon's view. The fake serves HTTP on a unix
+ * socket from its own thread and loop (the reconciler runs its loop synchronously); DOCKER_HOST
+ * points the reconciler at it. The real engine is exercised by tests/integration/. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,6 +28,7 @@ enum scenario {
     SC_CREATE_500,   /* every create fails with 500 */
     SC_START_REFUSE, /* creates succeed, every start is refused (400) */
     SC_ENGINE_GONE,  /* the engine dies during the create: no answer, nothing listens */
+    SC_LIST_ONE,     /* one running instance, published on a port where nothing listens */
 };
 
 struct fake {
@@ -75,6 +76,12 @@ static void reply(struct conn *c, int status, const char *body)
     }
 }
 
+static const char list_one[] =
+    "[{\"Id\":\"abc0123456789def\",\"Names\":[\"/t-web-1\"],\"Created\":1000,"
+    "\"Ports\":[{\"IP\":\"127.0.0.1\",\"PrivatePort\":8080,\"PublicPort\":1,"
+    "\"Type\":\"tcp\"}],\"Labels\":{\"orch.app\":\"t\",\"orch.service\":\"web\","
+    "\"orch.revision\":\"1\"},\"State\":\"running\"}]";
+
 /* Answers one request; false when the connection was dropped. */
 static bool route(struct conn *c, const char *method, const char *path)
 {
@@ -83,7 +90,7 @@ static bool route(struct conn *c, const char *method, const char *path)
         reply(c, 200, "OK");
     } else if (strstr(path, "/containers/json") != NULL) {
         f->lists++;
-        reply(c, 200, "[]");
+        reply(c, 200, f->sc != SC_LIST_ONE ? "[]" : list_one);
     } else if (strstr(path, "/networks/") != NULL && strcmp(method, "GET") == 0) {
         reply(c, 200, "{\"Name\":\"orch-t\",\"Id\":\"n1\",\"Labels\":{\"orch.app\":\"t\"}}");
     } else if (strstr(path, "/images/") != NULL) {
@@ -220,6 +227,13 @@ static const char spec_text[] = "app: t\n"
                                 "    image: orch-demo:1\n"
                                 "    replicas: 1\n";
 
+static const char probed_spec_text[] = "app: t\n"
+                                       "services:\n"
+                                       "  web:\n"
+                                       "    image: orch-demo:1\n"
+                                       "    ports: [{name: http, container: 8080}]\n"
+                                       "    health: {http: /healthz}\n";
+
 struct env {
     char dir[64];
     struct store *s;
@@ -229,6 +243,7 @@ struct env {
 
 static void env_start(struct env *e, enum scenario sc)
 {
+    const char *text = sc == SC_LIST_ONE ? probed_spec_text : spec_text;
     memset(e, 0, sizeof(*e));
     snprintf(e->dir, sizeof(e->dir), "/tmp/orch-recon-test-XXXXXX");
     assert_non_null(mkdtemp(e->dir));
@@ -237,7 +252,7 @@ static void env_start(struct env *e, enum scenario sc)
     struct spec_app app;
     struct spec_diags diags = {0};
     struct spec_parse_options po = {.file = "t.yaml", .base_dir = "/tmp"};
-    assert_int_equal(spec_parse(spec_text, strlen(spec_text), &po, &app, &diags, &err), 0);
+    assert_int_equal(spec_parse(text, strlen(text), &po, &app, &diags, &err), 0);
     struct desired_apply_options ao = {.spec_path = "", .message = "test", .now_ms = 1000};
     struct desired_diff d;
     assert_int_equal(desired_apply(e->s, &app, false, &ao, &d, &err), 0);
@@ -338,12 +353,72 @@ static void test_engine_gone(void **state)
     assert_int_equal(e.f.creates, 1);
 }
 
+/* status and get: the health of each instance from the daemon's view when a daemon runs on
+ * the state dir, from one probe otherwise (and for instances the daemon has not judged). */
+static void observe_one(struct env *e, const char *health, int healthy, bool daemon_view)
+{
+    struct reconcile_service_status *v = NULL;
+    size_t n = 0;
+    struct orch_error err = {0};
+    assert_int_equal(reconcile_observe(e->r, "t", &v, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(v[0].n_instances, 1);
+    assert_string_equal(v[0].instances[0].health, health);
+    assert_string_equal(v[0].instances[0].endpoints[0], "127.0.0.1:1");
+    assert_int_equal(v[0].healthy, healthy);
+    assert_int_equal(v[0].running, 1);
+    assert_int_equal(v[0].daemon_view, daemon_view);
+    reconcile_status_free(v, n);
+}
+
+static void test_status_daemon_view(void **state)
+{
+    (void)state;
+    struct env e;
+    env_start(&e, SC_LIST_ONE);
+    struct orch_error err = {0};
+    /* no daemon: probed once; nothing listens on port 1 */
+    observe_one(&e, "unhealthy", 0, false);
+
+    /* a daemon holds the state dir and published its verdict and a replacement */
+    int fd = -1;
+    assert_int_equal(store_daemon_lock(e.dir, &fd, &err), 0);
+    struct store_instance_health h = {.id = "abc0123456789def", .health = "healthy"};
+    assert_int_equal(store_instance_health_set(e.s, "t", "web", &h, 1, &err), 0);
+    struct store_status st = {.app = "t",
+                              .service = "web",
+                              .revision = 1,
+                              .desired = 1,
+                              .replaced = "exited",
+                              .replaced_ms = 77};
+    assert_int_equal(store_status_put(e.s, &st, &err), 0);
+    observe_one(&e, "healthy", 1, true);
+    struct reconcile_service_status *v = NULL;
+    size_t n = 0;
+    assert_int_equal(reconcile_observe(e.r, NULL, &v, &n, &err), 0); /* get: every app */
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].replaced, "exited");
+    assert_int_equal(v[0].replaced_ms, 77);
+    reconcile_status_free(v, n);
+
+    /* an instance the daemon has not judged yet is probed once */
+    assert_int_equal(store_instance_health_set(e.s, "t", "web", NULL, 0, &err), 0);
+    observe_one(&e, "unhealthy", 0, true);
+
+    /* the daemon gone: probed once again */
+    assert_int_equal(store_instance_health_set(e.s, "t", "web", &h, 1, &err), 0);
+    close(fd);
+    observe_one(&e, "unhealthy", 0, false);
+    env_stop(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_500),
         cmocka_unit_test(test_start_refused),
         cmocka_unit_test(test_engine_gone),
+        cmocka_unit_test(test_status_daemon_view),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
