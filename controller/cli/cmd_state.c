@@ -11,7 +11,7 @@
 #include "base/util.h"
 #include "cli.h"
 #include "docker/docker_client.h"
-#include "reconcile/daemon.h"
+#include "daemon/daemon.h"
 
 const char cli_usage_state[] =
     "Usage: orch state backup FILE\n"

@@ -15,7 +15,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "cli.h"
-#include "reconcile/daemon.h"
+#include "daemon/daemon.h"
 #include "reconcile/reconcile.h"
 
 int cli_report(const struct orch_error *err)

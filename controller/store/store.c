@@ -135,6 +135,21 @@ static const char *const migrations[] = {
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
     "INSERT INTO meta (key, value) VALUES ('state_id', lower(hex(randomblob(8))));"
     "PRAGMA user_version = 2;",
+    /* 2 -> 3: the daemon's view of each instance's health, and why it last replaced an
+     * instance of a service, so `status` and `get` can show what the daemon sees instead of
+     * probing once themselves. */
+    "CREATE TABLE instance_health ("
+    "  app TEXT NOT NULL,"
+    "  service TEXT NOT NULL,"
+    "  id TEXT NOT NULL,"
+    "  health TEXT NOT NULL CHECK (health IN ('starting', 'healthy', 'unhealthy', 'none')),"
+    "  observed_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY (app, service, id),"
+    "  FOREIGN KEY (app, service) REFERENCES services(app, name) ON DELETE CASCADE"
+    ") WITHOUT ROWID;"
+    "ALTER TABLE service_status ADD COLUMN replaced TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE service_status ADD COLUMN replaced_ms INTEGER NOT NULL DEFAULT 0;"
+    "PRAGMA user_version = 3;",
 };
 _Static_assert(ORCH_ARRAY_LEN(migrations) == STORE_SCHEMA_VERSION,
                "one migration step per schema version");
@@ -1511,15 +1526,18 @@ int store_status_put(struct store *s, const struct store_status *st, struct orch
 {
     return db_exec(s, "put service status",
                    "INSERT INTO service_status (app, service, observed_ms, revision, desired,"
-                   " running, healthy, updated, converged, message)"
-                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                   " running, healthy, updated, converged, message, replaced, replaced_ms)"
+                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
                    " ON CONFLICT (app, service) DO UPDATE SET observed_ms = ?3, revision = ?4,"
                    " desired = ?5, running = ?6, healthy = ?7, updated = ?8, converged = ?9,"
-                   " message = ?10",
+                   " message = ?10,"
+                   " replaced = CASE WHEN ?12 = 0 THEN replaced ELSE ?11 END,"
+                   " replaced_ms = CASE WHEN ?12 = 0 THEN replaced_ms ELSE ?12 END",
                    DB_ARGS(ARG_TEXT(st->app), ARG_TEXT(st->service), ARG_INT(st->observed_ms),
                            ARG_INT(st->revision), ARG_INT(st->desired), ARG_INT(st->running),
                            ARG_INT(st->healthy), ARG_INT(st->updated), ARG_INT(st->converged),
-                           ARG_TEXT(st->message ? st->message : "")),
+                           ARG_TEXT(st->message ? st->message : ""), ARG_TEXT(st->replaced),
+                           ARG_INT(st->replaced_ms)),
                    NULL, err);
 }
 
@@ -1529,7 +1547,7 @@ int store_status_get(struct store *s, const char *app, const char *service,
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int rc = db_prepare(s, "get service status",
                         "SELECT app, service, observed_ms, revision, desired, running, healthy,"
-                        " updated, converged, message FROM service_status"
+                        " updated, converged, message, replaced, replaced_ms FROM service_status"
                         " WHERE app = ?1 AND service = ?2",
                         DB_ARGS(ARG_TEXT(app), ARG_TEXT(service)), &st, err);
     if (rc < 0)
@@ -1550,6 +1568,8 @@ int store_status_get(struct store *s, const char *app, const char *service,
         .updated = sqlite3_column_int(st, 7),
         .converged = sqlite3_column_int(st, 8) != 0,
         .message = col_str(st, 9),
+        .replaced = col_str(st, 10),
+        .replaced_ms = sqlite3_column_int64(st, 11),
     };
     return 0;
 }
@@ -1559,7 +1579,74 @@ void store_status_free(struct store_status *st)
     free(st->app);
     free(st->service);
     free(st->message);
+    free(st->replaced);
     memset(st, 0, sizeof(*st));
+}
+
+/* ---- the daemon's view of instance health ---- */
+
+int store_instance_health_set(struct store *s, const char *app, const char *service,
+                              const struct store_instance_health *v, size_t n,
+                              struct orch_error *err)
+{
+    const char *op = "publish instance health";
+    struct db_group g;
+    int rc = group_begin(s, &g, op, err);
+    if (rc < 0)
+        return rc;
+    rc = db_exec(s, op, "DELETE FROM instance_health WHERE app = ?1 AND service = ?2",
+                 DB_ARGS(ARG_TEXT(app), ARG_TEXT(service)), NULL, err);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = db_exec(s, op,
+                     "INSERT INTO instance_health (app, service, id, health, observed_ms)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (app, service, id) DO UPDATE"
+                     " SET health = ?4, observed_ms = ?5",
+                     DB_ARGS(ARG_TEXT(app), ARG_TEXT(service), ARG_TEXT(v[i].id),
+                             ARG_TEXT(v[i].health), ARG_INT(v[i].observed_ms)),
+                     NULL, err);
+    return group_end(s, &g, rc, op, err);
+}
+
+int store_instance_health_list(struct store *s, const char *app, struct store_instance_health **out,
+                               size_t *n, struct orch_error *err)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    int rc = db_prepare(s, "list instance health",
+                        "SELECT app, service, id, health, observed_ms FROM instance_health"
+                        " WHERE ?1 = '' OR app = ?1 ORDER BY app, service, id",
+                        DB_ARGS(ARG_TEXT(app ? app : "")), &st, err);
+    if (rc < 0)
+        return rc;
+    struct store_instance_health *v = NULL;
+    size_t len = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        v = orch_xrealloc(v, (len + 1) * sizeof(*v));
+        v[len++] = (struct store_instance_health){
+            .app = col_str(st, 0),
+            .service = col_str(st, 1),
+            .id = col_str(st, 2),
+            .health = col_str(st, 3),
+            .observed_ms = sqlite3_column_int64(st, 4),
+        };
+    }
+    if (rc != SQLITE_DONE) {
+        store_instance_health_free(v, len);
+        return db_fail(s, "list instance health", err);
+    }
+    *out = v;
+    *n = len;
+    return 0;
+}
+
+void store_instance_health_free(struct store_instance_health *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].app);
+        free(v[i].service);
+        free(v[i].id);
+        free(v[i].health);
+    }
+    free(v);
 }
 
 char *store_state_id(struct store *s, struct orch_error *err)

@@ -10,11 +10,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "../base/error.h"
 
 #define STORE_DB_NAME "orch.db"
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 /* The state id kept outside the database too (16 hex digits and a newline, mode 0600), written
  * once the database that carries it has committed. Its presence means the state dir was used:
  * a database that is then missing, empty or of another id is refused rather than silently
@@ -252,12 +253,42 @@ struct store_status {
     int updated;
     bool converged; /* every instance of that revision healthy, nothing else left */
     char *message;
+    char *replaced;      /* why it last replaced an instance ("exited", "unhealthy", ...), or "" */
+    int64_t replaced_ms; /* when (wall clock), 0 for never */
 };
-/* Inserts or replaces the row of (app, service); the service must exist. */
+/* Inserts or replaces the row of (app, service); the service must exist. replaced_ms 0 keeps
+ * the replacement the row already records (a restarted daemon does not know it). */
 int store_status_put(struct store *s, const struct store_status *st, struct orch_error *err);
 /* 0 and *out filled, or -ORCH_E_NOTFOUND. */
 int store_status_get(struct store *s, const char *app, const char *service,
                      struct store_status *out, struct orch_error *err);
 void store_status_free(struct store_status *st);
+
+/* ---- the daemon's view of each instance's health ---- */
+struct store_instance_health {
+    char *app;
+    char *service;
+    char *id;     /* full container id */
+    char *health; /* "starting" | "healthy" | "unhealthy" | "none" */
+    int64_t observed_ms;
+};
+/* Replaces what is published of the service's instances with v[0..n) (in one transaction;
+ * instances not in v are dropped). The service must exist; its rows go with it. The strings of
+ * v are borrowed. */
+int store_instance_health_set(struct store *s, const char *app, const char *service,
+                              const struct store_instance_health *v, size_t n,
+                              struct orch_error *err);
+/* Every published instance of app (NULL: of every app), ordered by app, service, id. */
+int store_instance_health_list(struct store *s, const char *app, struct store_instance_health **out,
+                               size_t *n, struct orch_error *err);
+void store_instance_health_free(struct store_instance_health *v, size_t n);
+
+/* The daemon's lock of a state dir (the file daemon.lock in it), held for the daemon's life;
+ * the kernel drops it when the process dies, so a SIGKILLed daemon never leaves a stale one.
+ * store_daemon_lock takes it (*fd_out: close it to let go): ORCH_E_LOCKED naming the holder's
+ * pid when another process holds it. store_daemon_running tells whether some process holds it;
+ * *pid (may be NULL) gets its pid or 0. */
+int store_daemon_lock(const char *state_dir, int *fd_out, struct orch_error *err);
+bool store_daemon_running(const char *state_dir, pid_t *pid);
 
 #endif
