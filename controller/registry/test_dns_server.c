@@ -1,7 +1,8 @@
 /* The DNS server on 127.0.0.1 with an ephemeral port, its loop running in a thread: dig over
  * UDP and TCP (answers, NXDOMAIN, truncation then TCP retry), a registry swap while serving,
  * 50 concurrent UDP clients x 100 queries and 10 TCP clients x 100 pipelined queries, and the
- * TCP limits (connection cap, idle timeout, oversized frame). */
+ * TCP limits against hostile clients (eviction at the caps in all and per source, the per-query
+ * deadline against trickling, garbage frames, oversized frames). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
