@@ -180,22 +180,30 @@ static void engine_wait(struct daemon *d)
     }
 }
 
-/* Rebuilds the registry from every app's instances of the last pass and swaps it in. */
+/* Rebuilds the registry from every app's services and instances of the last pass and swaps it
+ * in. */
 static void registry_publish(struct daemon *d)
 {
     if (d->dns == NULL)
         return;
-    size_t total = 0;
-    for (size_t i = 0; i < d->n_apps; i++)
+    size_t total = 0, total_svcs = 0;
+    for (size_t i = 0; i < d->n_apps; i++) {
         total += reconcile_run_endpoint_count(d->apps[i].run);
+        total_svcs += reconcile_run_service_count(d->apps[i].run);
+    }
     struct registry_instance *inst = orch_xcalloc(total + 1, sizeof(*inst));
-    size_t n = 0;
-    for (size_t i = 0; i < d->n_apps; i++)
+    struct registry_service *svcs = orch_xcalloc(total_svcs + 1, sizeof(*svcs));
+    size_t n = 0, n_svcs = 0;
+    for (size_t i = 0; i < d->n_apps; i++) {
         n += reconcile_run_endpoints(d->apps[i].run, inst + n, total - n);
+        n_svcs += reconcile_run_services(d->apps[i].run, svcs + n_svcs, total_svcs - n_svcs);
+    }
     struct registry_options ro = {
         .zone = d->domain,
         .ttl = (uint32_t)((d->dns_ttl_ms + 999) / 1000),
         .serial = ++d->serial,
+        .services = svcs,
+        .n_services = n_svcs,
     };
     struct registry *reg = NULL;
     struct orch_error e = {0};
@@ -204,6 +212,7 @@ static void registry_publish(struct daemon *d)
     else
         orch_log(ORCH_LOG_WARN, "daemon: registry not updated: %s", e.msg);
     free(inst);
+    free(svcs);
 }
 
 static void close_handles(struct daemon *d)

@@ -88,6 +88,24 @@ size_t reconcile_run_endpoints(const struct reconcile_run *run, struct registry_
                                size_t cap);
 size_t reconcile_run_endpoint_count(const struct reconcile_run *run);
 
+/* The app's services in the desired state as of the last pass, for the DNS registry (their
+ * names answer NODATA while no instance is healthy, even with none at all): fills out[0..cap)
+ * with views borrowed from the run (valid until its next pass or free) and returns how many;
+ * reconcile_run_service_count says how many there are. */
+struct registry_service;
+size_t reconcile_run_services(const struct reconcile_run *run, struct registry_service *out,
+                              size_t cap);
+size_t reconcile_run_service_count(const struct reconcile_run *run);
+
+/* The app's services in the desired state as of the last pass, for the DNS registry (their
+ * names answer NODATA while no instance is healthy, even with none at all): fills out[0..cap)
+ * with views borrowed from the run (valid until its next pass or free) and returns how many;
+ * reconcile_run_service_count says how many there are. */
+struct registry_service;
+size_t reconcile_run_services(const struct reconcile_run *run, struct registry_service *out,
+                              size_t cap);
+size_t reconcile_run_service_count(const struct reconcile_run *run);
+
 /* True when the last pass found no desired service and no container of the app. */
 bool reconcile_run_is_empty(const struct reconcile_run *run);
 

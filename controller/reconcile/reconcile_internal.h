@@ -57,6 +57,14 @@ struct endpoint_snap {
     bool healthy;
 };
 
+/* One service of the desired state as the DNS registry sees it (owned strings). */
+struct service_snap {
+    char *service;
+    struct registry_port *ports;
+    char **port_names;
+    size_t n_ports;
+};
+
 struct svc_run {
     char *name;
     bool present;             /* in the store this pass */
@@ -105,6 +113,8 @@ struct reconcile_run {
                                    is stopped (one TTL); 0: stop at once */
     struct endpoint_snap *snap; /* the instances of the last pass, for the registry */
     size_t n_snap;
+    struct service_snap *svc_snap; /* the desired services of the last pass, for the registry */
+    size_t n_svc_snap;
     struct svc_run *svcs;
     size_t n;
     struct ready_mark *ready;

@@ -48,6 +48,17 @@ static void snap_clear(struct reconcile_run *run)
     free(run->snap);
     run->snap = NULL;
     run->n_snap = 0;
+    for (size_t i = 0; i < run->n_svc_snap; i++) {
+        struct service_snap *v = &run->svc_snap[i];
+        free(v->service);
+        for (size_t k = 0; k < v->n_ports; k++)
+            free(v->port_names[k]);
+        free(v->port_names);
+        free(v->ports);
+    }
+    free(run->svc_snap);
+    run->svc_snap = NULL;
+    run->n_svc_snap = 0;
 }
 
 static void run_free(struct reconcile_run *run)
@@ -263,6 +274,24 @@ void recon_snapshot(struct reconcile_run *run, const struct docker_container_lis
         }
         e->n_ports = s->tmpl.ports_len;
     }
+    /* The services that exist keep their names (NODATA) with no instance running. */
+    run->svc_snap = orch_xcalloc(run->n + 1, sizeof(*run->svc_snap));
+    for (size_t j = 0; j < run->n; j++) {
+        const struct svc_run *s = &run->svcs[j];
+        if (!s->present || s->tmpl_revision == 0)
+            continue;
+        struct service_snap *v = &run->svc_snap[run->n_svc_snap++];
+        v->service = orch_xstrdup(s->name);
+        v->ports = orch_xcalloc(s->tmpl.ports_len + 1, sizeof(*v->ports));
+        v->port_names = orch_xcalloc(s->tmpl.ports_len + 1, sizeof(char *));
+        for (size_t k = 0; k < s->tmpl.ports_len; k++) {
+            const struct spec_port *sp = &s->tmpl.ports[k];
+            v->port_names[k] = orch_xstrdup(sp->name);
+            v->ports[k].name = v->port_names[k];
+            v->ports[k].proto = sp->protocol == SPEC_PROTO_UDP ? REGISTRY_UDP : REGISTRY_TCP;
+        }
+        v->n_ports = s->tmpl.ports_len;
+    }
 }
 
 void reconcile_run_set_drain(struct reconcile_run *run, int64_t drain_ms)
@@ -292,6 +321,27 @@ size_t reconcile_run_endpoints(const struct reconcile_run *run, struct registry_
 size_t reconcile_run_endpoint_count(const struct reconcile_run *run)
 {
     return run->n_snap;
+}
+
+size_t reconcile_run_services(const struct reconcile_run *run, struct registry_service *out,
+                              size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < run->n_svc_snap && n < cap; i++) {
+        const struct service_snap *v = &run->svc_snap[i];
+        out[n++] = (struct registry_service){
+            .app = run->app,
+            .service = v->service,
+            .ports = v->ports,
+            .n_ports = v->n_ports,
+        };
+    }
+    return n;
+}
+
+size_t reconcile_run_service_count(const struct reconcile_run *run)
+{
+    return run->n_svc_snap;
 }
 
 bool reconcile_run_is_empty(const struct reconcile_run *run)
