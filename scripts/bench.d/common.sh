@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Shared by the heal, daemon-idle and rolling benchmarks of scripts/bench (sourced by it, after
+# Shared by the benchmarks of scripts/bench (sourced by it, after
 # scripts/lib.sh): a private workspace and orch state dir, one EXIT trap that removes everything
 # they created (orch apps, the daemon, Swarm stacks, the swarm itself) even after a failure,
 # bounded polling, and a background sampler. Every wait here has a time limit.
@@ -7,12 +7,17 @@
 # Globals the EXIT trap reads (it runs after the subcommand's function returned).
 work=""
 orch=""
+# shellcheck disable=SC2034 # used by bench.d/converge.sh
+floor=""
 daemon_pid=""
 orch_apps=()
 stacks=()
 swarm_ours=0
 gwbridge_ours=0
 sampler_pid=""
+cleanup_pids=()     # background processes of ours (event streams) still to stop
+cleanup_labels=()   # containers carrying one of these labels are removed
+cleanup_networks=() # and these networks
 
 # Installs a Debian package when its command is missing (like converge does for docker-compose).
 need_command() {
@@ -255,6 +260,16 @@ bench_cleanup() {
         docker stack rm "$st" >/dev/null 2>&1
     done
     [ ${#stacks[@]} -eq 0 ] || wait_no_containers 60 "${stacks[@]/#/com.docker.stack.namespace=}"
+    local p l
+    for p in "${cleanup_pids[@]}"; do
+        kill "$p" 2>/dev/null
+    done
+    for l in "${cleanup_labels[@]}"; do
+        remove_label "$l"
+    done
+    for l in "${cleanup_networks[@]}"; do
+        docker network rm "$l" >/dev/null 2>&1
+    done
     if [ "$swarm_ours" = 1 ]; then
         docker swarm leave --force >/dev/null 2>&1
         for st in "${stacks[@]}"; do
