@@ -91,6 +91,95 @@ clean_label() {
     sleep 2
 }
 
+# One timed run of each tool (round $1); the globals n, limit, ks are bench_converge's.
+converge_floor() {
+    local r=$1 k t0 tn c rc st
+    # each K of the sweep; labels like orch's four (app, service, revision, state)
+    for k in "${ks[@]}"; do
+        watch_starts bench=orch-floor "$work/ev"
+        t0=$(now)
+        rc=0
+        timeout "$limit" "$floor" --count "$n" --workers "$k" --network orch-floor-net \
+            --create-network --alias web --name-prefix bench-web --label bench=orch-floor \
+            --label orch-floor.service=web --label orch-floor.revision=1 \
+            --label "orch-floor.state=$(basename "$work")" \
+            >>"$work/floor.out" 2>>"$work/floor.log" || rc=$?
+        read -r tn c <<<"$(wait_starts "$work/ev" "$n" 10)"
+        watch_stop
+        st=ok
+        [ "$rc" -eq 0 ] || st="engine_floor exited $rc"
+        record "floor$k" "$r" "$t0" "$tn" "$c" "$n" "$st"
+        clean_label bench=orch-floor orch-floor-net
+    done
+}
+
+# N parallel docker run -d, after one docker network create
+converge_dockerrun() {
+    local r=$1 t0 tn c rc st
+    watch_starts bench=orch-dockerrun "$work/ev"
+    t0=$(now)
+    rc=0
+    {
+        docker network create --label bench=orch-dockerrun orch-dockerrun-net >/dev/null &&
+            seq 1 "$n" | timeout "$limit" xargs -P "$n" -I{} docker run -d \
+                --label bench=orch-dockerrun --label orch-dockerrun.service=web \
+                --label orch-dockerrun.revision=1 -p 127.0.0.1::8080 \
+                --network orch-dockerrun-net --network-alias web --stop-timeout 1 \
+                orch-demo:1 >/dev/null
+    } 2>>"$work/dockerrun.log" || rc=$?
+    read -r tn c <<<"$(wait_starts "$work/ev" "$n" 10)"
+    watch_stop
+    st=ok
+    [ "$rc" -eq 0 ] || st="docker run failed ($rc)"
+    record dockerrun "$r" "$t0" "$tn" "$c" "$n" "$st"
+    clean_label bench=orch-dockerrun orch-dockerrun-net
+}
+
+# docker-compose up -d --scale
+converge_compose() {
+    local r=$1 t0 tn c rc st
+    watch_starts com.docker.compose.project=benchc "$work/ev"
+    t0=$(now)
+    rc=0
+    (cd "$work" && timeout "$limit" docker-compose -p benchc up -d --scale web="$n") \
+        >>"$work/compose.log" 2>&1 || rc=$?
+    read -r tn c <<<"$(wait_starts "$work/ev" "$n" 10)"
+    watch_stop
+    st=ok
+    [ "$rc" -eq 0 ] || st="docker-compose exited $rc"
+    record compose "$r" "$t0" "$tn" "$c" "$n" "$st"
+    clean_label com.docker.compose.project=benchc benchc_default
+}
+
+# orch apply (embedded): N running and apply returned
+converge_orch() {
+    local r=$1 t0 tn c rc st pid tx
+    rm -rf "$work/state"
+    watch_starts orch.app=bench "$work/ev"
+    t0=$(now)
+    timeout "$limit" "$orch" --state "$work/state" apply "$work/spec.yaml" \
+        >>"$work/orch.log" 2>&1 &
+    pid=$!
+    read -r tn c <<<"$(wait_starts "$work/ev" "$n" "$limit" "$pid")"
+    rc=0
+    wait "$pid" || rc=$?
+    tx=$(now)
+    watch_stop
+    st=ok
+    [ "$rc" -eq 0 ] || st="orch apply exited $rc"
+    record orch "$r" "$t0" "$tn" "$c" "$n" "$st"
+    # "apply returned" counts only when the apply succeeded with N running
+    if [ "$st" = ok ] && [ "$c" -ge "$n" ]; then
+        record orchret "$r" "$t0" "$tx" "$n" "$n" ok
+    else
+        record orchret "$r" "$t0" "$tx" 0 "$n" "$st"
+    fi
+    clean_label orch.app=bench orch-bench
+}
+
+# "2.143s" or "-": round $2 of tool $1
+round_of() { awk -v r="$2" '$1 == r { print $2 "s" }' "$work/res.$1"; }
+
 bench_converge() {
     local n=$1 rounds=${2:-3}
     [[ $n =~ ^[0-9]+$ && $n -ge 1 && $n -le 200 ]] || orch_die "N must be 1..200"
@@ -125,83 +214,16 @@ services:
     ports: ["127.0.0.1::8080"]
     stop_grace_period: 1s
 YAML
-    local others0 r t0 tn c pid rc st
+    local others0 r
     others0=$(other_containers)
+    local tools=(floor dockerrun compose orch) i t
     for r in $(seq 1 "$rounds"); do
-        # the floor, each K of the sweep; labels like orch's four (app, service, revision, state)
-        for k in "${ks[@]}"; do
-            watch_starts bench=orch-floor "$work/ev"
-            t0=$(now)
-            rc=0
-            timeout "$limit" "$floor" --count "$n" --workers "$k" --network orch-floor-net \
-                --create-network --alias web --name-prefix bench-web --label bench=orch-floor \
-                --label orch-floor.service=web --label orch-floor.revision=1 \
-                --label "orch-floor.state=$(basename "$work")" \
-                >>"$work/floor.out" 2>>"$work/floor.log" || rc=$?
-            read -r tn c <<<"$(wait_starts "$work/ev" "$n" 10)"
-            watch_stop
-            st=ok
-            [ "$rc" -eq 0 ] || st="engine_floor exited $rc"
-            record "floor$k" "$r" "$t0" "$tn" "$c" "$n" "$st"
-            clean_label bench=orch-floor orch-floor-net
+        # the order turns each round, so that no tool always follows the same one
+        for i in "${!tools[@]}"; do
+            t=${tools[$(((i + r - 1) % ${#tools[@]}))]}
+            "converge_$t" "$r"
         done
-
-        # N parallel docker run -d, after one docker network create
-        watch_starts bench=orch-dockerrun "$work/ev"
-        t0=$(now)
-        rc=0
-        {
-            docker network create --label bench=orch-dockerrun orch-dockerrun-net >/dev/null &&
-                seq 1 "$n" | timeout "$limit" xargs -P "$n" -I{} docker run -d \
-                    --label bench=orch-dockerrun --label orch-dockerrun.service=web \
-                    --label orch-dockerrun.revision=1 -p 127.0.0.1::8080 \
-                    --network orch-dockerrun-net --network-alias web --stop-timeout 1 \
-                    orch-demo:1 >/dev/null
-        } 2>>"$work/dockerrun.log" || rc=$?
-        read -r tn c <<<"$(wait_starts "$work/ev" "$n" 10)"
-        watch_stop
-        st=ok
-        [ "$rc" -eq 0 ] || st="docker run failed ($rc)"
-        record dockerrun "$r" "$t0" "$tn" "$c" "$n" "$st"
-        clean_label bench=orch-dockerrun orch-dockerrun-net
-
-        # docker-compose up -d --scale
-        watch_starts com.docker.compose.project=benchc "$work/ev"
-        t0=$(now)
-        rc=0
-        (cd "$work" && timeout "$limit" docker-compose -p benchc up -d --scale web="$n") \
-            >>"$work/compose.log" 2>&1 || rc=$?
-        read -r tn c <<<"$(wait_starts "$work/ev" "$n" 10)"
-        watch_stop
-        st=ok
-        [ "$rc" -eq 0 ] || st="docker-compose exited $rc"
-        record compose "$r" "$t0" "$tn" "$c" "$n" "$st"
-        clean_label com.docker.compose.project=benchc benchc_default
-
-        # orch apply (embedded)
-        rm -rf "$work/state"
-        watch_starts orch.app=bench "$work/ev"
-        t0=$(now)
-        timeout "$limit" "$orch" --state "$work/state" apply "$work/spec.yaml" \
-            >>"$work/orch.log" 2>&1 &
-        pid=$!
-        read -r tn c <<<"$(wait_starts "$work/ev" "$n" "$limit" "$pid")"
-        rc=0
-        wait "$pid" || rc=$?
-        local tx
-        tx=$(now)
-        watch_stop
-        st=ok
-        [ "$rc" -eq 0 ] || st="orch apply exited $rc"
-        record orch "$r" "$t0" "$tn" "$c" "$n" "$st"
-        # "apply returned" counts only when the apply succeeded with N running
-        if [ "$st" = ok ] && [ "$c" -ge "$n" ]; then
-            record orchret "$r" "$t0" "$tx" "$n" "$n" ok
-        else
-            record orchret "$r" "$t0" "$tx" 0 "$n" "$st"
-        fi
-        clean_label orch.app=bench orch-bench
-        orch_log "round $r/$rounds: floor $(for k in "${ks[@]}"; do printf 'K=%s %ss ' "$k" "$(awk -v r="$r" '$1 == r { print $2 }' "$work/res.floor$k")"; done)| docker run $(awk -v r="$r" '$1 == r { print $2 }' "$work/res.dockerrun")s | compose $(awk -v r="$r" '$1 == r { print $2 }' "$work/res.compose")s | orch $(awk -v r="$r" '$1 == r { print $2 }' "$work/res.orch")s, returned $(awk -v r="$r" '$1 == r { print $2 }' "$work/res.orchret")s"
+        orch_log "round $r/$rounds: floor $(for k in "${ks[@]}"; do printf 'K=%s %s ' "$k" "$(round_of "floor$k" "$r")"; done)| docker run $(round_of dockerrun "$r") | compose $(round_of compose "$r") | orch $(round_of orch "$r"), returned $(round_of orchret "$r")"
     done
 
     # the floor: the K whose median is the lowest
