@@ -78,7 +78,7 @@ tool_median() {
 # "ok ok reached_7_of_10": what each round of a tool came to, for the results.
 tool_rounds() {
     [ -s "$work/res.$1" ] || { echo "-"; return 0; }
-    awk '{ printf "%s%s", (NR > 1 ? " " : ""), ($4 == "ok" ? $2 : $2 "(" $4 ")") }' "$work/res.$1"
+    awk '{ gsub(/_/, " ", $4); printf "%s%s", (NR > 1 ? " " : ""), ($4 == "ok" ? $2 : $2 " (" $4 ")") }' "$work/res.$1"
 }
 
 # Removes the containers carrying label $1 (and network $2 if given) with the floor tool,

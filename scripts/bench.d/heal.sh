@@ -41,7 +41,7 @@ heal_round() {
 }
 
 heal_rounds_of() {
-    awk '{ printf "%s%s", (NR > 1 ? " " : ""), ($2 == "ok" ? $3 : $2) }' "$work/res.$1"
+    awk '{ gsub(/_/, " ", $2); printf "%s%s", (NR > 1 ? " " : ""), ($2 == "ok" ? $3 : "(" $2 ")") }' "$work/res.$1"
 }
 
 bench_heal() {

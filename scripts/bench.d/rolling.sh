@@ -53,7 +53,7 @@ roll_record() {
 
 # What each round of a tool came to: "9.512" or "31.200(paused:new_6/10,old_4)".
 roll_rounds() {
-    awk '{ if ($2 == "ok") s = $3; else s = $3 "(" $2 ":new_" $9 "/" n ",old_" $10 ")"
+    awk '{ gsub(/_/, " ", $2); if ($2 == "ok") s = $3; else s = $3 " (" $2 ": new " $9 "/" n ", old " $10 ")"
            printf "%s%s", (NR > 1 ? " " : ""), s }' n="$2" "$work/res.$1"
 }
 
