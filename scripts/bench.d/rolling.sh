@@ -53,7 +53,10 @@ roll_record() {
 
 # What each round of a tool came to: "9.512" or "31.200(paused:new_6/10,old_4)".
 roll_rounds() {
-    awk '{ gsub(/_/, " ", $2); if ($2 == "ok") s = $3; else s = $3 " (" $2 ": new " $9 "/" n ", old " $10 ")"
+    awk '{ gsub(/_/, " ", $2)
+           if ($2 == "ok") s = $3
+           else if ($9 == "-") s = $3 " (" $2 ")"
+           else s = $3 " (" $2 ": new " $9 "/" n ", old " $10 ")"
            printf "%s%s", (NR > 1 ? " " : ""), s }' n="$2" "$work/res.$1"
 }
 
@@ -193,7 +196,7 @@ YAML
             roll_swarm "$r"
             roll_orch "$r"
         fi
-        orch_log "round $r/$rounds: orch $(awk -v r="$r" '$1 == r { print $3 "s " $2 }' "$work/res.orch"), swarm $(awk -v r="$r" '$1 == r { print $3 "s " $2 }' "$work/res.swarm")"
+        orch_log "round $r/$rounds: orch $(awk -v r="$r" '$1 == r { gsub(/_/, " ", $2); print $3 "s " $2 }' "$work/res.orch"), swarm $(awk -v r="$r" '$1 == r { gsub(/_/, " ", $2); print $3 "s " $2 }' "$work/res.swarm")"
     done
 
     local oc sc od sd
