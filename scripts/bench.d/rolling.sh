@@ -51,7 +51,7 @@ roll_record() {
     echo "$r ${status// /_} $secs $sum" >>"$work/res.$tool"
 }
 
-# What each round of a tool came to: "9.512" or "31.200(paused:new_6/10,old_4)".
+# What each round of a tool came to: "9.512" or "31.200 (paused: new 6/10, old 4)".
 roll_rounds() {
     awk '{ gsub(/_/, " ", $2)
            if ($2 == "ok") s = $3
