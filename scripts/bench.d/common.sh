@@ -202,8 +202,9 @@ swarm_healthy() {
 
 # --- sampler -----------------------------------------------------------------------------------
 
-# Runs "$@" every ~200 ms in the background until $work/stop exists or LIMIT seconds passed
-# (at most 5000 samples); each output line is prefixed with the time and appended to OUT.
+# Runs "$@" every ~$sample_period s (default 0.2) in the background until $work/stop exists or
+# LIMIT seconds passed (at most 5000 samples); each output line is prefixed with the time and
+# appended to OUT.
 sampler_start() {
     local out=$1 limit=$2
     shift 2
@@ -216,7 +217,7 @@ sampler_start() {
                 printf '%s %s\n' "$(now)" "$line" >>"$out"
             fi
             i=$((i + 1))
-            sleep 0.2
+            sleep "${sample_period:-0.2}"
         done
     ) &
     sampler_pid=$!

@@ -165,6 +165,11 @@ bench_rolling() {
     bench_prepare
     app=obench-roll stack=obenchroll svc=obenchroll_web
     limit=${ORCH_BENCH_ROLL_LIMIT:-600}
+    # `orch status` probes every instance itself: at N=50 a sample every 0.2 s more than doubled
+    # orch's own update time on 2 cores (133 s sampled vs 53 s unsampled), so the period grows
+    # with N, N/50 s and at least 0.2 s (ORCH_BENCH_ROLL_SAMPLE overrides it); both peers alike.
+    sample_period=${ORCH_BENCH_ROLL_SAMPLE:-$(awk -v n="$n" 'BEGIN { p = n / 50; printf "%.2f", (p < 0.2 ? 0.2 : p) }')}
+    [[ $sample_period =~ ^[0-9]+(\.[0-9]+)?$ ]] || orch_die "ORCH_BENCH_ROLL_SAMPLE must be seconds"
     orch_apps+=("$app")
     swarm_begin
     id2=$(image_id orch-demo:2)
@@ -222,7 +227,8 @@ YAML
     printf '  most running at once, per round: orch %s   swarm %s\n' \
         "$(awk '{ printf "%s%s", (NR > 1 ? " " : ""), $5 }' "$work/res.orch")" \
         "$(awk '{ printf "%s%s", (NR > 1 ? " " : ""), $5 }' "$work/res.swarm")"
-    printf '  samples (mean interval s):       orch %s   swarm %s\n' \
+    printf '  samples every %s s + their run time (count, mean interval s): orch %s   swarm %s\n' \
+        "$sample_period" \
         "$(awk '{ printf "%s%s (%s)", (NR > 1 ? " " : ""), $7, $8 }' "$work/res.orch")" \
         "$(awk '{ printf "%s%s (%s)", (NR > 1 ? " " : ""), $7, $8 }' "$work/res.swarm")"
     if [ -s "$work/swarm.notes" ]; then
