@@ -166,8 +166,8 @@ bench_rolling() {
     app=obench-roll stack=obenchroll svc=obenchroll_web
     limit=${ORCH_BENCH_ROLL_LIMIT:-600}
     # `orch status` probes every instance itself: at N=50 a sample every 0.2 s more than doubled
-    # orch's own update time on 2 cores (133 s sampled vs 53 s unsampled), so the period grows
-    # with N, N/50 s and at least 0.2 s (ORCH_BENCH_ROLL_SAMPLE overrides it); both peers alike.
+    # orch's own update time on 2 cores (133 s, against 53 s in a run without it), so the period
+    # grows with N: N/50 s, at least 0.2 s (ORCH_BENCH_ROLL_SAMPLE overrides it); both peers alike.
     sample_period=${ORCH_BENCH_ROLL_SAMPLE:-$(awk -v n="$n" 'BEGIN { p = n / 50; printf "%.2f", (p < 0.2 ? 0.2 : p) }')}
     [[ $sample_period =~ ^[0-9]+(\.[0-9]+)?$ ]] || orch_die "ORCH_BENCH_ROLL_SAMPLE must be seconds"
     orch_apps+=("$app")
