@@ -148,7 +148,10 @@ swarm_begin() {
 # The local image ID (sha256:...) of a tag. Swarm services name their image by it: with a tag,
 # the agent asks the registry before every task even with --no-resolve-image; with an ID it
 # never does.
-image_id() { docker image inspect --format '{{.Id}}' "$1"; }
+image_id() {
+    docker image inspect --format '{{.Id}}' "$1" ||
+        orch_die "no image $1 on the engine (or the engine does not answer)"
+}
 
 # Writes a stack file: service web, image $2, $3 replicas, the demo's own probe as an exec
 # health check every 1 s (timeout 1s, retries 3), SIGKILL 1 s after SIGTERM as orch is told.

@@ -73,7 +73,9 @@ YAML
     elif ! poll_count 120 3 orch_healthy "$app/web" >/dev/null; then
         orch_down="3 healthy instances not reached in 120 s"
     fi
-    swarm_stack_file "$work/stack.yml" "$(image_id orch-demo:1)" 3
+    local id1
+    id1=$(image_id orch-demo:1)
+    swarm_stack_file "$work/stack.yml" "$id1" 3
     if ! swarm_deploy "$stack" "$work/stack.yml"; then
         swarm_down="docker stack deploy failed: $(tail -n 1 "$work/swarm.log")"
     elif ! poll_count 120 3 swarm_healthy "$svc" >/dev/null; then

@@ -172,8 +172,10 @@ bench_rolling() {
     [[ $sample_period =~ ^[0-9]+(\.[0-9]+)?$ ]] || orch_die "ORCH_BENCH_ROLL_SAMPLE must be seconds"
     orch_apps+=("$app")
     swarm_begin
+    local id1
+    id1=$(image_id orch-demo:1)
     id2=$(image_id orch-demo:2)
-    [ "$(image_id orch-demo:1)" != "$id2" ] ||
+    [ "$id1" != "$id2" ] ||
         orch_die "orch-demo:1 and orch-demo:2 are the same image: nothing to roll"
 
     cat >"$work/roll.yaml" <<YAML
@@ -186,7 +188,7 @@ services:
     health: {http: /healthz, interval: 1s, timeout: 1s, retries: 3}
     update: {max_surge: $surge, max_unavailable: $unavail, stop_grace: 1s}
 YAML
-    swarm_stack_file "$work/stack.yml" "$(image_id orch-demo:1)" "$n"
+    swarm_stack_file "$work/stack.yml" "$id1" "$n"
 
     local r others0
     others0=$(other_containers)
