@@ -138,7 +138,7 @@ orch_healthy() {
 # is not ours to leave).
 swarm_begin() {
     local st
-    st=$(docker info --format '{{.Swarm.LocalNodeState}}')
+    st=$(docker info --format '{{.Swarm.LocalNodeState}}') || orch_die "the engine does not answer"
     [ "$st" = inactive ] || orch_die "this engine's swarm state is '$st', not inactive: refusing to touch a swarm this script did not create (\`docker swarm leave --force\` if an earlier bench run left it)"
     docker network inspect docker_gwbridge >/dev/null 2>&1 || gwbridge_ours=1
     swarm_ours=1
