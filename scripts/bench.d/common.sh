@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Shared by the heal, daemon-idle and rolling benchmarks of scripts/bench (sourced by it, after
+# Shared by the benchmarks of scripts/bench (sourced by it, after
 # scripts/lib.sh): a private workspace and orch state dir, one EXIT trap that removes everything
 # they created (orch apps, the daemon, Swarm stacks, the swarm itself) even after a failure,
 # bounded polling, and a background sampler. Every wait here has a time limit.
@@ -7,12 +7,17 @@
 # Globals the EXIT trap reads (it runs after the subcommand's function returned).
 work=""
 orch=""
+# shellcheck disable=SC2034 # used by bench.d/converge.sh
+floor=""
 daemon_pid=""
 orch_apps=()
 stacks=()
 swarm_ours=0
 gwbridge_ours=0
 sampler_pid=""
+cleanup_pids=()     # background processes of ours (event streams) still to stop
+cleanup_labels=()   # containers carrying one of these labels are removed
+cleanup_networks=() # and these networks
 
 # Installs a Debian package when its command is missing (like converge does for docker-compose).
 need_command() {
@@ -133,7 +138,7 @@ orch_healthy() {
 # is not ours to leave).
 swarm_begin() {
     local st
-    st=$(docker info --format '{{.Swarm.LocalNodeState}}')
+    st=$(docker info --format '{{.Swarm.LocalNodeState}}') || orch_die "the engine does not answer"
     [ "$st" = inactive ] || orch_die "this engine's swarm state is '$st', not inactive: refusing to touch a swarm this script did not create (\`docker swarm leave --force\` if an earlier bench run left it)"
     docker network inspect docker_gwbridge >/dev/null 2>&1 || gwbridge_ours=1
     swarm_ours=1
@@ -143,7 +148,10 @@ swarm_begin() {
 # The local image ID (sha256:...) of a tag. Swarm services name their image by it: with a tag,
 # the agent asks the registry before every task even with --no-resolve-image; with an ID it
 # never does.
-image_id() { docker image inspect --format '{{.Id}}' "$1"; }
+image_id() {
+    docker image inspect --format '{{.Id}}' "$1" ||
+        orch_die "no image $1 on the engine (or the engine does not answer)"
+}
 
 # Writes a stack file: service web, image $2, $3 replicas, the demo's own probe as an exec
 # health check every 1 s (timeout 1s, retries 3), SIGKILL 1 s after SIGTERM as orch is told.
@@ -166,11 +174,11 @@ services:
 YAML
 }
 
-# Deploys stack $1 from file $2 (never resolving the image against a registry).
+# Deploys stack $1 from file $2 (never resolving the image against a registry). Fails (status
+# 1, the reason in swarm.log) when the engine refuses it.
 swarm_deploy() {
     stacks+=("$1")
-    docker stack deploy --resolve-image never -c "$2" "$1" >>"$work/swarm.log" 2>&1 ||
-        bench_fail swarm.log "docker stack deploy $1 failed"
+    timeout 120 docker stack deploy --resolve-image never -c "$2" "$1" >>"$work/swarm.log" 2>&1
 }
 
 # Removes stack $1 and waits (bounded) until its containers and network are gone, so the next
@@ -197,8 +205,9 @@ swarm_healthy() {
 
 # --- sampler -----------------------------------------------------------------------------------
 
-# Runs "$@" every ~200 ms in the background until $work/stop exists or LIMIT seconds passed
-# (at most 5000 samples); each output line is prefixed with the time and appended to OUT.
+# Runs "$@" every ~$sample_period s (default 0.2) in the background until $work/stop exists or
+# LIMIT seconds passed (at most 5000 samples); each output line is prefixed with the time and
+# appended to OUT.
 sampler_start() {
     local out=$1 limit=$2
     shift 2
@@ -211,7 +220,7 @@ sampler_start() {
                 printf '%s %s\n' "$(now)" "$line" >>"$out"
             fi
             i=$((i + 1))
-            sleep 0.2
+            sleep "${sample_period:-0.2}"
         done
     ) &
     sampler_pid=$!
@@ -255,6 +264,16 @@ bench_cleanup() {
         docker stack rm "$st" >/dev/null 2>&1
     done
     [ ${#stacks[@]} -eq 0 ] || wait_no_containers 60 "${stacks[@]/#/com.docker.stack.namespace=}"
+    local p l
+    for p in "${cleanup_pids[@]}"; do
+        kill "$p" 2>/dev/null
+    done
+    for l in "${cleanup_labels[@]}"; do
+        remove_label "$l"
+    done
+    for l in "${cleanup_networks[@]}"; do
+        docker network rm "$l" >/dev/null 2>&1
+    done
     if [ "$swarm_ours" = 1 ]; then
         docker swarm leave --force >/dev/null 2>&1
         for st in "${stacks[@]}"; do
