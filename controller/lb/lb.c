@@ -87,6 +87,7 @@ struct lb {
     uv_timer_t sweep;
     bool closing;
     bool sweep_closing;
+    uint64_t connect_timeout_ms;
     uint64_t close_deadline;
     void (*close_cb)(void *data);
     void *close_data;
@@ -276,7 +277,7 @@ static void conn_connect_next(struct lb_conn *c)
     c->backend_open = true;
     c->handles++;
     c->connect_req.data = c;
-    c->connect_deadline = uv_now(lb->loop) + LB_CONNECT_TIMEOUT_MS;
+    c->connect_deadline = uv_now(lb->loop) + lb->connect_timeout_ms;
     if (uv_tcp_connect(&c->connect_req, &c->backend, (const struct sockaddr *)&be->addr,
                        on_connected) < 0)
         conn_backend_failed(c);
@@ -472,11 +473,17 @@ struct lb *lb_new(uv_loop_t *loop)
 {
     struct lb *lb = orch_xcalloc(1, sizeof(*lb));
     lb->loop = loop;
+    lb->connect_timeout_ms = LB_CONNECT_TIMEOUT_MS;
     uv_timer_init(loop, &lb->sweep);
     lb->sweep.data = lb;
     uv_timer_start(&lb->sweep, on_sweep, LB_SWEEP_MS, LB_SWEEP_MS);
     uv_unref((uv_handle_t *)&lb->sweep); /* connections, not the sweep, keep a loop running */
     return lb;
+}
+
+void lb_set_connect_timeout(struct lb *lb, uint64_t ms)
+{
+    lb->connect_timeout_ms = ms != 0 ? ms : LB_CONNECT_TIMEOUT_MS;
 }
 
 static struct lb_svc *svc_find(const struct lb *lb, const char *key)

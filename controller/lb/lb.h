@@ -60,6 +60,9 @@ struct lb;
 /* A balancer on loop with no service. New; release with lb_close(). */
 struct lb *lb_new(uv_loop_t *loop);
 
+/* The connect timeout of new attempts (0: LB_CONNECT_TIMEOUT_MS); checked every 100 ms. */
+void lb_set_connect_timeout(struct lb *lb, uint64_t ms);
+
 /* Listens for service key on address:port (port 0: any free port, see lb_port()). Fails with
  * ORCH_E_INVALID (bad address, key already listening) or ORCH_E_ENV (bind/listen failed: the
  * port is taken by something else; the message names address and port). The set starts empty:

@@ -1,9 +1,10 @@
 /* The proxy over real TCP on 127.0.0.1: the balancer and its test backends share one loop in a
  * thread; the test thread is the client, with blocking sockets and receive timeouts, and runs
  * the balancer's API on the loop thread through call(). Covered: proxying and half-close, the
- * spread in both modes, a refused backend retried with another, removal from the set (no new
- * connection, the open one continues, lb_drain_instance closes it), the empty set, backpressure
- * against a client that does not read, traffic figures, a taken port, graceful lb_close. */
+ * spread in both modes, a refused backend and one that never accepts (connect timeout) retried
+ * with another, removal from the set (no new connection, the open one continues,
+ * lb_drain_instance closes it), the empty set, backpressure against a client that does not read,
+ * traffic figures, a taken port, graceful lb_close. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -180,6 +181,8 @@ struct harness {
     struct lb *lb;
     struct backend be[N_BACKENDS + 1]; /* the last one is the firehose */
     int refused_port;
+    int hole_port; /* accepts nothing: its queue is full, so SYNs are dropped */
+    int hole_fds[4];
     int lb_port;
     bool lb_closed;
 };
@@ -264,6 +267,31 @@ static int setup(void **state)
     return 0;
 }
 
+/* A listener whose accept queue is full and never drained: on Linux further SYNs are dropped,
+ * so a connect to it hangs until its timeout. */
+static void hole_open(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(fd, 0), 0);
+    getsockname(fd, (struct sockaddr *)&sa, &len);
+    H.hole_port = ntohs(sa.sin_port);
+    H.hole_fds[0] = fd;
+    for (int i = 1; i < 4; i++) {
+        H.hole_fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        connect(H.hole_fds[i], (struct sockaddr *)&sa, sizeof(sa));
+    }
+    usleep(100 * 1000);
+}
+
+static void hole_close(void)
+{
+    for (int i = 0; i < 4; i++)
+        close(H.hole_fds[i]);
+}
+
 static void on_lb_closed(void *data)
 {
     H.lb_closed = true;
@@ -303,14 +331,18 @@ static void set_on_loop(void *arg)
     char ids[8][32];
     for (size_t i = 0; i < a->n; i++) {
         int k = a->ids[i];
-        if (k == N_BACKENDS + 1)
+        if (k == N_BACKENDS + 2)
+            snprintf(ids[i], sizeof(ids[i]), "hole");
+        else if (k == N_BACKENDS + 1)
             snprintf(ids[i], sizeof(ids[i]), "refused%u", (unsigned)(i & 7));
         else
             snprintf(ids[i], sizeof(ids[i]), "inst%d", k);
         b[i] = (struct lb_backend){
             .id = ids[i],
             .address = "127.0.0.1",
-            .port = (uint16_t)(k == N_BACKENDS + 1 ? H.refused_port : H.be[k].port),
+            .port = (uint16_t)(k == N_BACKENDS + 2   ? H.hole_port
+                               : k == N_BACKENDS + 1 ? H.refused_port
+                                                     : H.be[k].port),
             .flags = a->flags[i] != 0 ? a->flags[i] : LB_BACKEND_HEALTHY,
         };
     }
@@ -490,6 +522,31 @@ static void test_refused_backend_retried(void **state)
     int64_t t0 = now_ms();
     assert_int_equal(one_conn(), -1);
     assert_true(now_ms() - t0 < 1000);
+}
+
+static void short_timeout_on_loop(void *arg)
+{
+    lb_set_connect_timeout(H.lb, 300);
+}
+
+/* A backend that never accepts is given up after the connect timeout and another one serves. */
+static void test_connect_timeout_retried(void **state)
+{
+    hole_open();
+    call(short_timeout_on_loop, NULL);
+    set_backends((struct set_args){{N_BACKENDS + 2, 0}, 2});
+    int64_t t0 = now_ms();
+    int fd = client_connect();
+    int b = read_greeting(fd);
+    int64_t took = now_ms() - t0;
+    close(fd);
+    hole_close();
+    assert_int_equal(b, 0);
+    struct lb_stats st = stats();
+    print_message("hole skipped after %lld ms, %llu failed connects\n", (long long)took,
+                  (unsigned long long)st.connect_failed);
+    assert_int_equal(st.connect_failed, 1);
+    assert_true(took >= 250 && took < 2000);
 }
 
 static void test_removal_and_drain(void **state)
@@ -680,6 +737,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_proxy_echo_half_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spread_both_modes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_backend_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connect_timeout_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_removal_and_drain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_set_closes_promptly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
