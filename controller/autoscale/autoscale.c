@@ -66,7 +66,8 @@ int autoscale_calc(enum autoscale_target_kind kind, int current, int64_t target,
     double ratio = ratio_of(kind, &ready, target);
     bool rebalance_unready = unready.count > 0 && ratio > 1.0;
     if (!rebalance_unready && missing.count == 0) {
-        if (fabs(1.0 - ratio) <= AUTOSCALE_TOLERANCE)
+        out->tolerated = fabs(1.0 - ratio) <= AUTOSCALE_TOLERANCE;
+        if (out->tolerated)
             out->recommendation = current;
         else
             out->recommendation = (int)ceil(ratio * ready.count);
@@ -93,8 +94,8 @@ int autoscale_calc(enum autoscale_target_kind kind, int current, int64_t target,
         all.count += unready.count;
     }
     double new_ratio = ratio_of(kind, &all, target);
-    if (fabs(1.0 - new_ratio) <= AUTOSCALE_TOLERANCE || (ratio < 1.0 && new_ratio > 1.0) ||
-        (ratio > 1.0 && new_ratio < 1.0)) {
+    out->tolerated = fabs(1.0 - new_ratio) <= AUTOSCALE_TOLERANCE;
+    if (out->tolerated || (ratio < 1.0 && new_ratio > 1.0) || (ratio > 1.0 && new_ratio < 1.0)) {
         out->recommendation = current; /* too small a change, or the guesses reverse it */
         return current;
     }
@@ -173,7 +174,7 @@ static void append(char *buf, size_t len, const char *fmt, ...)
     va_end(ap);
 }
 
-static void format_measure(char *buf, size_t len, const char *name,
+static void format_measure(char *buf, size_t len, const char *name, int current,
                            const struct autoscale_target_result *t)
 {
     if (!t->used)
@@ -197,6 +198,10 @@ static void format_measure(char *buf, size_t len, const char *name,
     if (t->missing > 0)
         append(buf, len, " (%d without a metric)", t->missing);
     append(buf, len, " -> %d", t->recommendation);
+    if (t->recommendation == current && t->tolerated)
+        append(buf, len, " (within %d%%)", (int)(AUTOSCALE_TOLERANCE * 100 + 0.5));
+    else if (t->recommendation == current)
+        append(buf, len, " (counting the others would reverse the direction)");
 }
 
 static void format_duration(char *out, size_t len, int64_t ms)
@@ -321,8 +326,8 @@ int autoscale_decide(const struct autoscale_input *in, struct autoscale_state *s
         if (invalid < used)
             d.limits |= AUTOSCALE_LIMIT_MISSING;
         format_outcome(&d);
-        format_measure(d.reason, sizeof(d.reason), "cpu", &d.cpu);
-        format_measure(d.reason, sizeof(d.reason), "requests", &d.rps);
+        format_measure(d.reason, sizeof(d.reason), "cpu", d.current, &d.cpu);
+        format_measure(d.reason, sizeof(d.reason), "requests", d.current, &d.rps);
         append(d.reason, sizeof(d.reason), "; a target without metrics never scales down");
         *out = d;
         return 0;
@@ -384,8 +389,8 @@ int autoscale_decide(const struct autoscale_input *in, struct autoscale_state *s
         events_push(st, in->now_ms, desired - in->current);
 
     format_outcome(&d);
-    format_measure(d.reason, sizeof(d.reason), "cpu", &d.cpu);
-    format_measure(d.reason, sizeof(d.reason), "requests", &d.rps);
+    format_measure(d.reason, sizeof(d.reason), "cpu", d.current, &d.cpu);
+    format_measure(d.reason, sizeof(d.reason), "requests", d.current, &d.rps);
     if (d.cpu.used && d.rps.used)
         append(d.reason, sizeof(d.reason), "; the larger wins");
     if (d.limits & AUTOSCALE_LIMIT_STABILIZED)
@@ -399,9 +404,6 @@ int autoscale_decide(const struct autoscale_input *in, struct autoscale_state *s
         append(d.reason, sizeof(d.reason), "; not above max %d", p->max);
     if (d.limits & AUTOSCALE_LIMIT_MIN)
         append(d.reason, sizeof(d.reason), "; not below min %d", p->min);
-    if (d.desired == d.current && d.limits == 0 && rec == in->current)
-        append(d.reason, sizeof(d.reason), "; within %d%% of the target",
-               (int)(AUTOSCALE_TOLERANCE * 100 + 0.5));
     *out = d;
     return 0;
 }

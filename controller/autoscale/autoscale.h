@@ -100,6 +100,8 @@ struct autoscale_target_result {
                            average milli-rps, over the ready instances with a metric */
     int64_t target;     /* cpu_percent or rps_milli */
     int recommendation; /* valid only */
+    bool tolerated;     /* the recommendation is the current count because the ratio was within
+                           the tolerance (not because the guesses reversed its direction) */
     int ready;          /* instances counted: ready with a metric */
     int unready;        /* left out: not ready */
     int missing;        /* ready without a metric */

@@ -291,6 +291,29 @@ static void test_reason_line(void **state)
     struct autoscale_decision d = sync_uniform(&st, &p, 0, 3, 1000);
     assert_string_equal(d.reason, "scale up 3 -> 7: cpu 100% of target 10% over 3 ready -> 30; "
                                   "cut to 7 by the rate limit (max(+4, +100%) per 15s)");
+    /* a change within the tolerance, and one the guesses reverse */
+    st = (struct autoscale_state){0};
+    d = sync_uniform(&st, &p, 0, 3, 105);
+    assert_string_equal(d.reason, "keep 3: cpu 10% of target 10% over 3 ready -> 3 (within 10%)");
+    struct autoscale_policy p50 = policy(1, 10, 50, 0, 0);
+    struct autoscale_instance inst[3];
+    uniform(inst, 3, 450);
+    inst[0].ready = false;
+    inst[2].has_cpu = false;
+    d = sync_at(&st, &p50, 0, 3, inst, 3); /* MissingMetricsUnreadyChange */
+    assert_int_equal(d.desired, 3);
+    assert_string_equal(d.reason,
+                        "keep 3: cpu 45% of target 50% over 1 ready (1 unready left out) "
+                        "(1 without a metric) -> 3 (counting the others would reverse the "
+                        "direction)");
+    uniform(inst, 3, 1000);
+    inst[0].ready = false;
+    inst[1].ready = false;
+    inst[2].cpu_milli = 540; /* 54 % > 50 %, but with two idle unready ones 18 %: reversed */
+    d = sync_at(&st, &p50, 0, 3, inst, 3);
+    assert_int_equal(d.desired, 3);
+    assert_non_null(strstr(d.reason, "-> 3 (counting the others would reverse the direction)"));
+
     char limits[64];
     autoscale_limits_format(AUTOSCALE_LIMIT_STABILIZED | AUTOSCALE_LIMIT_MISSING, limits,
                             sizeof(limits));
