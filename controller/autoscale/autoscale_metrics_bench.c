@@ -4,7 +4,9 @@
  * autoscaler will. It prints one summary line with its own CPU time; the script adds dockerd's.
  * Not installed; it changes nothing on the engine.
  *
- *   autoscale_metrics_bench stats|cgroup|none LABEL INTERVAL_MS DURATION_MS [CGROUP_ROOT] */
+ *   autoscale_metrics_bench stats|cgroup|none LABEL INTERVAL_MS DURATION_MS [CGROUP_ROOT]
+ *
+ * INTERVAL_MS 0 runs the rounds back to back, each 1 ms after the last one is complete. */
 #define _GNU_SOURCE
 #include <inttypes.h>
 #include <stdio.h>
@@ -34,12 +36,16 @@ struct bench {
     uv_timer_t tick, stop;
     struct target *t;
     size_t n;
-    size_t pending;       /* stats requests of the current round still out */
+    size_t pending;    /* stats requests of the current round still out */
+    bool back_to_back; /* interval 0: the next round starts when one is complete */
+    bool stopping;
     uint64_t round_start; /* uv_hrtime */
     uint64_t rounds, overruns, ok, failed, measured;
     int64_t milli_sum;
     double round_ms_sum, round_ms_max;
 };
+
+static void on_tick(uv_timer_t *h);
 
 static void round_done(struct bench *b)
 {
@@ -48,6 +54,9 @@ static void round_done(struct bench *b)
     if (ms > b->round_ms_max)
         b->round_ms_max = ms;
     b->rounds++;
+    if (b->back_to_back && !b->stopping)
+        uv_timer_start(&b->tick, on_tick, 1, 0); /* not 0: a timer re-armed for 0 ms from its own
+                                                    callback starves the loop in this libuv */
 }
 
 static void sample_done(struct target *t)
@@ -125,6 +134,7 @@ static void on_tick(uv_timer_t *h)
 static void on_stop(uv_timer_t *h)
 {
     struct bench *b = h->data;
+    b->stopping = true;
     uv_timer_stop(&b->tick);
     if (b->pending > 0) {
         uv_timer_start(&b->stop, on_stop, 100, 0); /* let the last round finish */
@@ -198,6 +208,7 @@ int main(int argc, char **argv)
     uv_timer_init(&loop, &b.tick);
     uv_timer_init(&loop, &b.stop);
     b.tick.data = b.stop.data = &b;
+    b.back_to_back = interval == 0;
     uv_timer_start(&b.tick, on_tick, 0, interval);
     uv_timer_start(&b.stop, on_stop, duration, 0);
     uv_run(&loop, UV_RUN_DEFAULT);
