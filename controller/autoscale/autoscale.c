@@ -37,6 +37,21 @@ static double ratio_of(enum autoscale_target_kind kind, const struct sums *s, in
     return (double)measure(kind, s) / (double)target;
 }
 
+/* ceil(x) as a count; a glitch in a metric must not overflow the cast (far above any max). */
+static int count_of(double x)
+{
+    if (!(x < 1e6))
+        return 1000000;
+    return (int)ceil(x);
+}
+
+/* Bounds a measure so sums of a thousand instances times 100 cannot overflow: 10^12 millicores
+ * (a billion cores) or milli-rps is far beyond anything real. */
+static int64_t bounded(int64_t v)
+{
+    return v > 1000000000000LL ? 1000000000000LL : v;
+}
+
 int autoscale_calc(enum autoscale_target_kind kind, int current, int64_t target,
                    const struct autoscale_instance *instances, size_t n,
                    struct autoscale_target_result *out)
@@ -48,11 +63,12 @@ int autoscale_calc(enum autoscale_target_kind kind, int current, int64_t target,
     out->target = target;
     for (size_t k = 0; k < n; k++) {
         const struct autoscale_instance *i = &instances[k];
-        bool has = kind == AUTOSCALE_CPU ? i->has_cpu : i->has_rps;
+        int64_t v = kind == AUTOSCALE_CPU ? i->cpu_milli : i->rps_milli;
+        bool has = (kind == AUTOSCALE_CPU ? i->has_cpu : i->has_rps) && v >= 0;
         struct sums *into = !i->ready ? &unready : !has ? &missing : &ready;
         if (into == &ready)
-            into->value += kind == AUTOSCALE_CPU ? i->cpu_milli : i->rps_milli;
-        into->limit += limit_of(i);
+            into->value += bounded(v);
+        into->limit += bounded(limit_of(i));
         into->count++;
     }
     out->ready = ready.count;
@@ -70,7 +86,7 @@ int autoscale_calc(enum autoscale_target_kind kind, int current, int64_t target,
         if (out->tolerated)
             out->recommendation = current;
         else
-            out->recommendation = (int)ceil(ratio * ready.count);
+            out->recommendation = count_of(ratio * ready.count);
         return out->recommendation;
     }
 
@@ -99,7 +115,7 @@ int autoscale_calc(enum autoscale_target_kind kind, int current, int64_t target,
         out->recommendation = current; /* too small a change, or the guesses reverse it */
         return current;
     }
-    int rec = (int)ceil(new_ratio * all.count);
+    int rec = count_of(new_ratio * all.count);
     if ((new_ratio < 1.0 && rec > current) || (new_ratio > 1.0 && rec < current))
         rec = current; /* counting more instances would reverse the direction */
     out->recommendation = rec;

@@ -37,7 +37,8 @@
 struct autoscale_instance {
     bool ready;              /* running, healthy (or without a probe), past its start: counted.
                                 Starting and unhealthy instances are unready */
-    bool has_cpu;            /* a CPU measure exists for it (two samples taken) */
+    bool has_cpu;            /* a CPU measure exists for it (two samples taken); a negative
+                                measure counts as none */
     int64_t cpu_milli;       /* CPU used, millicores (1000 = one core busy) */
     int64_t cpu_limit_milli; /* its limit: resources.cpus × 1000, or 1000 (one core) when none;
                                 <= 0 is taken as 1000 */

@@ -23,6 +23,8 @@ int64_t autoscale_cpu_milli(const struct autoscale_cpu_sample *prev,
         return -1;
     uint64_t used = cur->usage_ns - prev->usage_ns;
     uint64_t span = (uint64_t)(cur->at_ns - prev->at_ns);
+    if (used > UINT64_MAX / 1000)
+        return -1; /* a counter that jumped by centuries: not a measure */
     return (int64_t)(used * 1000 / span);
 }
 

@@ -168,6 +168,15 @@ static const struct calc_row calc_rows[] = {
      1000,
      {R(1000), U(50000), U(50000), U(50000)}},
     {"no instance at all", AUTOSCALE_CPU, 3, 50, -1, 0, {{I_END}}},
+    /* glitches: a negative measure is none; an absurd one is bounded, not an overflow */
+    {"negative measure is missing", AUTOSCALE_CPU, 2, 50, 2, 10, {R(100), R(-5)}},
+    {"absurd measure is capped",
+     AUTOSCALE_CPU,
+     2,
+     50,
+     1000000,
+     100000000000LL,
+     {R(INT64_MAX), R(INT64_MAX)}},
     {"only unready", AUTOSCALE_CPU, 3, 50, -1, 0, {U(900), UP}},
 };
 
