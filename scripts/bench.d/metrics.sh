@@ -65,8 +65,12 @@ metrics_recover() {
         sleep 1
     done
     docker ps -aq --filter "label=$metrics_label" --filter status=exited |
-        xargs -r -n 50 docker start >/dev/null || true
-    wait_running "$metrics_label" "$n" >/dev/null
+        xargs -r -n 50 docker start >/dev/null 2>&1 || true
+    # not wait_running: the engine may go away again meanwhile, and that must not flood the log
+    until [ "$(docker ps -q --filter "label=$metrics_label" --filter status=running 2>/dev/null | wc -l)" -ge "$n" ]; do
+        [ "$SECONDS" -lt "$deadline" ] || orch_die "metrics: our $n containers did not run again within 120 s"
+        sleep 0.5
+    done
     sleep 3
     metrics_pids
 }
