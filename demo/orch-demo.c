@@ -2,8 +2,9 @@
  * orch-demo: the workload that orch's tests and demos deploy, a small HTTP/1.1 server that runs
  * as PID 1 of a FROM scratch image. It depends on libc only and shares no code with orch, so the
  * image is one static binary. Its health can be steered from outside (env and /admin routes) so
- * tests can make an instance slow to start, unhealthy, or exit on demand; it must never need a
- * shell, a resolver or any file in the image besides itself.
+ * tests can make an instance slow to start, unhealthy, or exit on demand, and GET /burn makes it
+ * spend CPU so the autoscaler has something to measure; it must never need a shell, a resolver
+ * or any file in the image besides itself.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -35,11 +36,17 @@
 #define DEMO_WRITE_TIMEOUT_MS 10000  /* a client that does not read its response */
 #define DEMO_LINGER_MS 2000          /* draining input after the last response, before close */
 #define DEMO_PROBE_TIMEOUT_MS 2000
+#define DEMO_BURN_DEFAULT_MS 50
+#define DEMO_BURN_MAX_MS 1000
+/* /burn spends its CPU in slices of this much between two polls, so /healthz and other
+ * connections are still answered while requests burn. */
+#define DEMO_BURN_SLICE_NS 2000000
 
 enum conn_state {
     CONN_READING, /* waiting for (the rest of) a request */
     CONN_WRITING, /* a response is queued in out[] */
     CONN_LINGER,  /* write side shut: drain input so close() does not reset the response away */
+    CONN_BURNING, /* a /burn request spending its CPU, a slice per loop turn; then writing */
 };
 
 struct conn {
@@ -51,6 +58,8 @@ struct conn {
     size_t discard; /* request body bytes still to be read and dropped */
     size_t out_len, out_off;
     int64_t deadline_ms;
+    int64_t burn_left_ns; /* CONN_BURNING: CPU time still to spend */
+    long burn_ms;         /* CONN_BURNING: what was asked, for the response */
     char in[DEMO_HEADER_MAX];
     char out[DEMO_OUT_MAX];
 };
@@ -435,6 +444,23 @@ static void demo_route(struct server *srv, struct conn *c, const struct demo_req
         status = 200;
         demo_respond(srv, c, status, false, NULL,
                      srv->unhealthy ? "now unhealthy\n" : "now healthy\n");
+    } else if (strcmp(path, "/burn") == 0) {
+        /* Answered once the CPU is spent (demo_conn_burn): nothing is queued here. */
+        char arg[16];
+        long ms = DEMO_BURN_DEFAULT_MS;
+        if (!(get || post))
+            goto not_allowed_admin;
+        if (demo_query_param(query, "ms", arg, sizeof(arg)) &&
+            !demo_parse_long(arg, 0, DEMO_BURN_MAX_MS, &ms)) {
+            status = 400;
+            demo_respond(srv, c, status, false, NULL, "ms must be 0..1000\n");
+        } else {
+            status = 200;
+            c->state = CONN_BURNING;
+            c->burn_ms = ms;
+            c->burn_left_ns = (int64_t)ms * 1000000;
+            c->deadline_ms = INT64_MAX;
+        }
     } else if (strcmp(path, "/admin/exit") == 0) {
         char arg[16];
         long code = 0;
@@ -569,10 +595,43 @@ static bool demo_conn_advance(struct server *srv, struct conn *c, int64_t now)
         c->discard = req.content_length;
         c->close_after = !req.keep_alive;
         demo_route(srv, c, &req, now);
+        if (c->state == CONN_BURNING)
+            return true; /* later requests wait in c->in until it has answered */
         if (!demo_conn_flush(srv, c, now))
             return false;
     }
     return true;
+}
+
+static int64_t demo_thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Spends one slice of a /burn request's CPU time (CPU time, not wall time: under a CPU limit the
+ * same work takes longer); answers it when all is spent. Returns false when the connection must
+ * go. */
+static bool demo_conn_burn(struct server *srv, struct conn *c, int64_t now)
+{
+    int64_t slice = c->burn_left_ns < DEMO_BURN_SLICE_NS ? c->burn_left_ns : DEMO_BURN_SLICE_NS;
+    int64_t start = demo_thread_cpu_ns(), spent = 0;
+    volatile uint64_t x = (uint64_t)c->burn_left_ns;
+    char body[64];
+
+    while (spent < slice) {
+        for (int i = 0; i < 1000; i++)
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        spent = demo_thread_cpu_ns() - start;
+    }
+    c->burn_left_ns -= spent;
+    if (c->burn_left_ns > 0)
+        return true;
+    snprintf(body, sizeof(body), "burned %ld ms of CPU\n", c->burn_ms);
+    demo_respond(srv, c, 200, false, NULL, body);
+    c->deadline_ms = now + DEMO_WRITE_TIMEOUT_MS;
+    return demo_conn_flush(srv, c, now) && demo_conn_advance(srv, c, now);
 }
 
 /* Reads what the socket has. Returns false when the connection must go. */
@@ -729,6 +788,7 @@ static int demo_serve(void)
         int64_t now = demo_now_ms();
         int64_t next = now + 1000;
         bool accepting = srv->nconns < srv->max_conns && now >= srv->accept_resume_ms;
+        bool burning = false;
         struct timespec ts;
         int rc;
 
@@ -737,13 +797,16 @@ static int demo_serve(void)
             next = srv->accept_resume_ms;
         for (size_t i = 0; i < srv->nconns; i++) {
             struct conn *c = srv->conns[i];
-            srv->pfds[i + 1].events = c->state == CONN_WRITING ? POLLOUT : POLLIN;
+            srv->pfds[i + 1].events = c->state == CONN_WRITING   ? POLLOUT
+                                      : c->state == CONN_BURNING ? 0
+                                                                 : POLLIN;
             srv->pfds[i + 1].revents = 0;
+            burning = burning || c->state == CONN_BURNING;
             if (c->deadline_ms < next)
                 next = c->deadline_ms;
         }
-        if (next < now)
-            next = now;
+        if (next < now || burning)
+            next = now; /* a burning request only looks at the sockets between its slices */
         ts.tv_sec = (next - now) / 1000;
         ts.tv_nsec = ((next - now) % 1000) * 1000000;
         rc = ppoll(srv->pfds, srv->nconns + 1, &ts, &waitmask);
@@ -763,6 +826,8 @@ static int demo_serve(void)
 
             if (rev & POLLNVAL)
                 keep = false;
+            else if (c->state == CONN_BURNING)
+                keep = demo_conn_burn(srv, c, now);
             else if (c->state == CONN_WRITING && (rev & (POLLOUT | POLLERR | POLLHUP)))
                 keep = demo_conn_flush(srv, c, now) && demo_conn_advance(srv, c, now);
             else if (c->state != CONN_WRITING && (rev & (POLLIN | POLLERR | POLLHUP)))
@@ -928,13 +993,13 @@ io_fail:
 
 static void demo_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: orch-demo [serve | probe [PORT] [PATH] | crash [CODE] | version]\n"
-            "  serve   HTTP on 0.0.0.0:$PORT (8080): / /healthz /admin/{unhealthy,healthy,exit}\n"
-            "  probe   GET http://127.0.0.1:PORT/PATH (/healthz); exit 0 on 2xx/3xx, else 1\n"
-            "  crash   exit with CODE (1) after 100 ms\n"
-            "env: PORT DEMO_VERSION GREETING DEMO_UNHEALTHY DEMO_HEALTHY_AFTER DEMO_LOG\n"
-            "     DEMO_IDLE_TIMEOUT DEMO_MAX_CONNS DEMO_PROBE_TIMEOUT\n");
+    fprintf(f, "usage: orch-demo [serve | probe [PORT] [PATH] | crash [CODE] | version]\n"
+               "  serve   HTTP on 0.0.0.0:$PORT (8080): / /healthz /burn?ms=N\n"
+               "          /admin/{unhealthy,healthy,exit}\n"
+               "  probe   GET http://127.0.0.1:PORT/PATH (/healthz); exit 0 on 2xx/3xx, else 1\n"
+               "  crash   exit with CODE (1) after 100 ms\n"
+               "env: PORT DEMO_VERSION GREETING DEMO_UNHEALTHY DEMO_HEALTHY_AFTER DEMO_LOG\n"
+               "     DEMO_IDLE_TIMEOUT DEMO_MAX_CONNS DEMO_PROBE_TIMEOUT\n");
 }
 
 int main(int argc, char **argv)

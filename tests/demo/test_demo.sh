@@ -107,6 +107,11 @@ wait_exit() {
     WAIT_RC=$?
 }
 
+# proc_cpu_ticks PID: user + system CPU of a process so far, in clock ticks.
+proc_cpu_ticks() {
+    awk '{print $14 + $15}' "/proc/$1/stat"
+}
+
 # Milliseconds since the epoch.
 now_ms() {
     echo $(($(date +%s%N) / 1000000))
@@ -215,6 +220,40 @@ if start_server DEMO_VERSION=t1 GREETING="hello there" DEMO_LOG=1; then
     got=$(curl -s --max-time 20 --parallel --parallel-max 150 --parallel-immediate -o /dev/null \
         -w '%{http_code}\n' "${urls[@]}" 2>/dev/null | grep -c '^200$')
     expect_eq "300 requests over 150 parallel connections" 300 "$got"
+
+    # /burn: CPU on demand for the autoscaler, bounded, and never blocking other requests.
+    expect_eq "GET /burn burns 50 ms by default" "200 burned 50 ms of CPU" "$(http GET "$base/burn")"
+    cpu_before=$(proc_cpu_ticks "$SERVER_PID")
+    t0=$(now_ms)
+    expect_eq "GET /burn?ms=300" "200 burned 300 ms of CPU" "$(http GET "$base/burn?ms=300")"
+    elapsed=$(($(now_ms) - t0))
+    ticks=$(($(proc_cpu_ticks "$SERVER_PID") - cpu_before))
+    # 300 ms of CPU is 30 ticks at CLK_TCK 100; allow for tick rounding.
+    if ((ticks >= 25 && elapsed >= 280)); then
+        pass "/burn?ms=300 spends the CPU (${ticks} ticks in ${elapsed} ms)"
+    else
+        fail "/burn?ms=300 spends the CPU" "${ticks} ticks in ${elapsed} ms"
+    fi
+    expect_eq "POST /burn?ms=0 works too" "200 burned 0 ms of CPU" "$(http POST "$base/burn?ms=0")"
+    expect_eq "/burn?ms=1001 is 400" "400 ms must be 0..1000" "$(http GET "$base/burn?ms=1001" | tr -d '\n')"
+    expect_eq "/burn?ms=x is 400" 400 "$(http GET "$base/burn?ms=x" | cut -d' ' -f1)"
+    expect_eq "PUT /burn is 405" 405 "$(http PUT "$base/burn" | cut -d' ' -f1)"
+    curl -s --max-time 5 -o /dev/null "$base/burn?ms=1000" &
+    burn_pid=$!
+    sleep 0.1
+    t0=$(now_ms)
+    got=$(http GET "$base/healthz")
+    elapsed=$(($(now_ms) - t0))
+    expect_eq "healthz answers during a 1 s burn" "200 ok" "$got"
+    if ((elapsed < 500)); then
+        pass "healthz is prompt during a burn (${elapsed} ms)"
+    else
+        fail "healthz is prompt during a burn" "${elapsed} ms"
+    fi
+    wait "$burn_pid"
+    resp=$(printf 'GET /burn?ms=20 HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' |
+        curl -s --max-time 5 telnet://127.0.0.1:"$SERVER_PORT" | tr -d '\r' | tr '\n' ' ')
+    expect_match "pipelined after a burn: both answered in order" "burned 20 ms of CPU.*HTTP/1.1 200 OK.*ok" "$resp"
 
     expect_match "DEMO_LOG=1 logs one line per request" "GET /healthz 200" \
         "$(cat "$WORK/server-$SERVER_PORT.log")"
@@ -326,6 +365,8 @@ docker_case() {
     fi
     body=$(http GET "http://127.0.0.1:$port/")
     expect_eq "container orch-demo:$tag: / says version $tag" "200 orch-demo $tag ${cid:0:12}" "$body"
+    expect_eq "container orch-demo:$tag: /burn" "200 burned 10 ms of CPU" \
+        "$(http GET "http://127.0.0.1:$port/burn?ms=10")"
     docker exec "$cid" /orch-demo probe >/dev/null 2>&1
     expect_eq "container orch-demo:$tag: exec probe exits 0" 0 $?
     http POST "http://127.0.0.1:$port/admin/unhealthy" >/dev/null
