@@ -28,15 +28,14 @@ const char cli_usage_state[] =
     "         new identity and leaves the old containers alone. Never replaces a usable "
     "database.\n";
 
-/* The highest orch.revision per app/service among the engine's containers of state id `id`;
- * prints the apps found. Exit 3 when the engine does not answer: adopting blind could give a
- * new revision the number of an old one with another template. */
-static int seed_from_engine(struct store *s, const char *id, struct orch_error *err)
+/* The engine's containers of state id `id` (listed, never changed). Exit 3 when the engine
+ * does not answer: adopting blind could give a new revision the number of an old one that runs
+ * another template. */
+static int list_engine(const char *id, struct docker_container_list *out, struct orch_error *err)
 {
     struct docker_endpoint ep = {0};
     uv_loop_t loop;
     struct docker_client *dc = NULL;
-    struct docker_container_list list = {0};
     int rc = uv_loop_init(&loop);
     if (rc < 0)
         return orch_fail(err, ORCH_E_ENV, 0, "cannot create an event loop: %s", uv_strerror(rc));
@@ -47,16 +46,32 @@ static int seed_from_engine(struct store *s, const char *id, struct orch_error *
     const char *labels[] = {"orch.app", label};
     if (rc == 0) {
         struct docker_sync sync = {0};
-        rc = docker_containers_list(dc, labels, 2, &list, docker_sync_done, &sync, err);
+        rc = docker_containers_list(dc, labels, 2, out, docker_sync_done, &sync, err);
         if (rc == 0)
             rc = docker_sync_wait(dc, &sync, 1, err);
     }
+    if (dc != NULL)
+        docker_client_close(dc);
+    while (uv_run(&loop, UV_RUN_DEFAULT) != 0)
+        ;
+    uv_loop_close(&loop);
+    docker_endpoint_free(&ep);
+    return rc;
+}
+
+/* Raises each app/service's revision counter to the highest orch.revision of its containers,
+ * so the next apply makes a revision above theirs (a rolling update onto it), and names the
+ * apps found. */
+static int seed_revisions(struct store *s, const char *id, const struct docker_container_list *l,
+                          struct orch_error *err)
+{
     struct orch_strv apps = {0};
-    for (size_t i = 0; rc == 0 && i < list.n; i++) {
-        const struct docker_kvs *l = &list.v[i].labels;
-        const char *app = docker_kvs_get(l, "orch.app");
-        const char *svc = docker_kvs_get(l, "orch.service");
-        const char *rev = docker_kvs_get(l, "orch.revision");
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < l->n; i++) {
+        const struct docker_kvs *kv = &l->v[i].labels;
+        const char *app = docker_kvs_get(kv, "orch.app");
+        const char *svc = docker_kvs_get(kv, "orch.service");
+        const char *rev = docker_kvs_get(kv, "orch.revision");
         if (app == NULL || svc == NULL || rev == NULL)
             continue;
         char *end = NULL;
@@ -64,26 +79,14 @@ static int seed_from_engine(struct store *s, const char *id, struct orch_error *
         if (end == rev || *end != '\0' || n <= 0)
             continue;
         rc = store_revision_seq_raise(s, app, svc, n, err);
-        bool seen = false;
-        for (size_t j = 0; j < apps.n; j++)
-            seen = seen || strcmp(apps.v[j], app) == 0;
-        if (!seen)
+        if (!orch_strv_contains(&apps, app))
             orch_strv_push(&apps, app);
     }
-    if (rc == 0) {
-        if (apps.n == 0)
-            printf("no container of state id %s on the engine\n", id);
-        for (size_t j = 0; j < apps.n; j++)
-            printf("app %s: its containers are managed again once you apply its spec\n", apps.v[j]);
-    }
+    if (rc == 0 && apps.n == 0)
+        printf("no container of state id %s on the engine\n", id);
+    for (size_t j = 0; rc == 0 && j < apps.n; j++)
+        printf("app %s: its containers are managed again once you apply its spec\n", apps.v[j]);
     orch_strv_free(&apps);
-    docker_container_list_free(&list);
-    if (dc != NULL)
-        docker_client_close(dc);
-    while (uv_run(&loop, UV_RUN_DEFAULT) != 0)
-        ;
-    uv_loop_close(&loop);
-    docker_endpoint_free(&ep);
     return rc;
 }
 
@@ -124,9 +127,17 @@ static int state_init(struct cli_ctx *ctx, const char *id, bool new_id)
     int rc = refuse_while_daemon(ctx, "making a new database");
     if (rc != 0)
         return rc;
-    _cleanup_free_ char *made = NULL;
-    if (store_init(ctx->state_dir, id, &made, &err) < 0)
+    /* Ask the engine first: when it does not answer, nothing is made. */
+    struct docker_container_list list = {0};
+    if (id != NULL && list_engine(id, &list, &err) < 0) {
+        orch_wrap(&err, "adopting state id %s needs the engine's list of its containers", id);
         return cli_report(&err);
+    }
+    _cleanup_free_ char *made = NULL;
+    if (store_init(ctx->state_dir, id, &made, &err) < 0) {
+        docker_container_list_free(&list);
+        return cli_report(&err);
+    }
     if (id == NULL) {
         printf("state dir %s: new empty state, id %s\n", ctx->state_dir, made);
         if (old != NULL)
@@ -136,16 +147,16 @@ static int state_init(struct cli_ctx *ctx, const char *id, bool new_id)
         return ORCH_EXIT_OK;
     }
     struct store *s = NULL;
-    if (store_open(ctx->state_dir, &s, &err) < 0)
-        return cli_report(&err);
-    rc = seed_from_engine(s, id, &err);
+    rc = store_open(ctx->state_dir, &s, &err);
+    if (rc == 0)
+        rc = seed_revisions(s, id, &list, &err);
     store_close(s);
+    docker_container_list_free(&list);
     if (rc < 0) {
         orch_wrap(&err,
-                  "the state (id %s) is made, but its containers could not be listed; "
-                  "run `orch state init --id %s` again once the engine answers (move "
-                  "%s/%s away first)",
-                  id, id, ctx->state_dir, STORE_DB_NAME);
+                  "the state (id %s) is made, but its revision counters could not be set; move "
+                  "%s/%s away and run `orch state init --id %s` again",
+                  id, ctx->state_dir, STORE_DB_NAME, id);
         return cli_report(&err);
     }
     printf("state dir %s: empty state with id %s\n", ctx->state_dir, id);
