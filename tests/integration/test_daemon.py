@@ -97,6 +97,10 @@ class DaemonTest(OrchTestCase):
         self.assertLess(time.monotonic() - t0, 5, "with a daemon, apply records and returns")
         self.assertIn("it converges", r.err)
         st = self.converged(app, 3)
+        # Self-healing is about a service at rest: kills during the rollout would count as the new
+        # revision crashing (three of them fail it), so wait until the daemon has completed it.
+        self.wait_for("rollout complete", lambda: (self.healthy(app) or {}).get(
+            "rollout", {}).get("state") == "complete")
 
         # killed: replaced
         victim = st["instances"][0]["id"]
