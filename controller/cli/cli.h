@@ -1,6 +1,6 @@
-/* The orch command line: one file per verb, each parsing its own arguments and printing its
- * results. Verbs call the controller library and decide nothing themselves; this header holds
- * what they share (global options, output formats, service references, tables). */
+/* The orch command line: one file per verb, each parsing its own arguments, making one call to
+ * the operations layer (ops/) and rendering its result. Verbs decide nothing and never touch the
+ * store; this header holds what they share (global options, output formats, notes, tables). */
 #ifndef ORCH_CLI_CLI_H
 #define ORCH_CLI_CLI_H
 
@@ -9,7 +9,7 @@
 
 #include "base/error.h"
 #include "spec/spec.h"
-#include "store/store.h"
+#include "ops/ops.h"
 
 enum cli_output { CLI_OUTPUT_TABLE, CLI_OUTPUT_JSON };
 
@@ -58,58 +58,20 @@ int cli_parse_output_args(const char *verb, const char *usage, int argc, char **
 /* Parses "table" or "json". */
 int cli_parse_output(const char *verb, const char *arg, enum cli_output *out);
 
-/* Opens the store for writing / reading. Read-only opening of a state dir with no database
- * yet gives *out == NULL and 0: commands that only read show an empty state. */
-int cli_store_open(struct cli_ctx *ctx, struct store **out, struct orch_error *err);
-int cli_store_open_read(struct cli_ctx *ctx, struct store **out, struct orch_error *err);
-
 /* Reads and validates a spec file ("-" for stdin). On invalid input prints every diagnostic and
  * returns ORCH_EXIT_INVALID; on success fills *app (new) and returns 0. *path_out (new) gets the
  * absolute path of the file ("-" for stdin). */
 int cli_spec_load(const char *path, struct spec_app *app, char **path_out);
 
-/* Resolves "[APP/]SERVICE" against the store: fills *app_out and *svc_out (new). When the app is
- * left out the service name must be unique across apps, else the error lists the candidates. */
-int cli_service_resolve(struct store *s, const char *ref, char **app_out, char **svc_out,
-                        struct orch_error *err);
-
-/* True when ORCH_NO_CONVERGE=1: commands record the desired state and leave converging to a
- * later command or a daemon (what they do anyway when a daemon runs). */
-bool cli_no_converge(void);
-
-/* True when this command only records the desired state: a daemon runs on the state dir (it
- * converges), or ORCH_NO_CONVERGE=1. Says so on stderr once. */
-bool cli_record_only(struct cli_ctx *ctx);
-
-/* What --wait follows: one service and the revision it should reach. */
-struct cli_wait_target {
-    const char *app;
-    const char *service;
-    int64_t revision;   /* the desired revision after the change */
-    int64_t rollout_id; /* its new rollout (0: none; then wait for the status to converge) */
+/* How the verbs render what an operation tells while it runs (struct ops_note): log and
+ * progress lines and messages on stderr, the final line of each converged app on stdout. */
+struct cli_notes {
+    bool quiet;                  /* -o json: no final converge lines on stdout */
+    void (*recorded)(void *arg); /* prints what was recorded (may be NULL) */
+    void *arg;                   /* for recorded */
 };
-/* Follows the daemon's work on targets until each converged, rolled back or failed, or the
- * timeout (0: none) passed; progress lines on stderr. Returns the exit code. */
-int cli_wait(struct store *s, const struct cli_wait_target *t, size_t n, int64_t since_wall_ms,
-             int64_t timeout_ms);
-
-/* Connects to the engine (exit 3 if it does not answer) for a command that will converge. */
-struct reconciler;
-int cli_reconciler_open(struct store *s, int64_t timeout_ms, struct reconciler **out,
-                        struct orch_error *err);
-/* Drives app to its desired state and prints the final line; returns the exit code
- * (0 converged, 1 rolled back, 4 timed out, 5 failed, 3 environment). */
-int cli_converge(struct reconciler *r, const char *app, bool remove_volumes);
-/* The same, printing nothing on stdout when quiet; *outcome (new, may be NULL) gets
- * "converged", "rolled_back", "failed" or "timeout". */
-int cli_converge_quiet(struct reconciler *r, const char *app, bool remove_volumes, bool quiet,
-                       char **outcome);
-
-/* Opens the store (read-only unless write) and resolves ref: the prologue of every verb that
- * names one service. On failure the store is closed, *s is NULL and *err says why; read-only
- * with no state yet resolves nothing (ORCH_E_NOTFOUND). */
-int cli_open_service(struct cli_ctx *ctx, const char *ref, bool write, struct store **s, char **app,
-                     char **svc, struct orch_error *err);
+/* Fills *out (borrowing ctx and notes, which must outlive it) for one ops call. */
+void cli_ops_ctx(struct cli_ctx *ctx, struct cli_notes *notes, struct ops_ctx *out);
 
 /* A simple aligned text table: add rows of strings, then print. */
 struct cli_table {

@@ -84,11 +84,12 @@ int cli_cmd_daemon(struct cli_ctx *ctx, int argc, char **argv)
 
     struct orch_error err = {0};
     struct store *s = NULL;
-    if (cli_store_open(ctx, &s, &err) < 0)
+    struct ops_ctx octx = {.state_dir = ctx->state_dir, .actor = ctx->cmdline};
+    if (ops_state_open(&octx, &s, &err) < 0)
         return cli_report(&err);
     orch_log_setup(ORCH_LOG_INFO, orch_log_current_format(), true);
     int rc = daemon_run(s, &opts, &err);
-    store_close(s);
+    ops_state_close(s);
     if (rc < 0)
         return cli_report(&err);
     return ORCH_EXIT_OK;

@@ -1,14 +1,13 @@
-/* `orch rollout status|history|undo`: the rollout records and the revision history of one
- * service. history reads the store only. */
+/* `orch rollout status|history|undo`: parses the subcommand, makes its one ops call (follow,
+ * history, undo) and renders the rollout's end or the revision history of one service. */
 #include <getopt.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/util.h"
 #include "cli.h"
-#include "reconcile/reconcile.h"
+#include "ops/ops_json.h"
 
 const char cli_usage_rollout[] =
     "Usage: orch rollout status [APP/]SERVICE [--timeout DUR]\n"
@@ -32,63 +31,35 @@ static int rollout_history(struct cli_ctx *ctx, int argc, char **argv)
     if (prc != 0)
         return prc == CLI_HELP_SHOWN ? ORCH_EXIT_OK : prc;
 
-    struct orch_error err = {0};
-    struct store *s = NULL;
-    _cleanup_free_ char *app = NULL;
-    _cleanup_free_ char *svc = NULL;
-    if (cli_open_service(ctx, ref, false, &s, &app, &svc, &err) < 0)
-        return cli_report(&err);
-    struct store_revision *v = NULL;
-    size_t n = 0;
-    if (store_revisions_list(s, app, svc, &v, &n, &err) < 0) {
-        store_close(s);
-        return cli_report(&err);
-    }
-    json_t *list = json_array();
-    struct cli_table t;
-    static const char *const headers[] = {"REVISION", "CREATED", "STATE", "IMAGE", "MESSAGE"};
-    cli_table_init(&t, ORCH_ARRAY_LEN(headers), headers);
-    for (size_t i = 0; i < n; i++) {
-        char created[40], num[32];
-        orch_format_rfc3339(v[i].created_ms, created, sizeof(created));
-        snprintf(num, sizeof(num), "%lld", (long long)v[i].number);
-        const char *state = store_revision_state_name(v[i].state);
-        json_array_append_new(list, json_pack("{s:I, s:s, s:s, s:s, s:s, s:s}", "revision",
-                                              (json_int_t)v[i].number, "image", v[i].image,
-                                              "created", created, "state", state, "message",
-                                              v[i].message, "hash", v[i].hash));
-        const char *row[] = {num, created, state, v[i].image, v[i].message};
-        cli_table_add(&t, row);
+    struct cli_notes notes = {0};
+    struct ops_ctx octx;
+    cli_ops_ctx(ctx, &notes, &octx);
+    struct ops_history_result res;
+    if (ops_rollout_history(&octx, ref, &res) != ORCH_EXIT_OK) {
+        int rc = cli_report(&res.err);
+        ops_history_result_free(&res);
+        return rc;
     }
     if (output == CLI_OUTPUT_JSON) {
-        json_t *root = json_pack("{s:s, s:s, s:o}", "app", app, "service", svc, "revisions", list);
-        json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        printf("\n");
-        json_decref(root);
+        _cleanup_free_ char *doc = ops_history_json(&res);
+        printf("%s\n", doc);
     } else {
-        json_decref(list);
+        struct cli_table t;
+        static const char *const headers[] = {"REVISION", "CREATED", "STATE", "IMAGE", "MESSAGE"};
+        cli_table_init(&t, ORCH_ARRAY_LEN(headers), headers);
+        for (size_t i = 0; i < res.n; i++) {
+            const struct ops_revision *v = &res.v[i];
+            char created[40], num[32];
+            orch_format_rfc3339(v->created_ms, created, sizeof(created));
+            snprintf(num, sizeof(num), "%lld", (long long)v->number);
+            const char *row[] = {num, created, v->state, v->image, v->message};
+            cli_table_add(&t, row);
+        }
         cli_table_print(&t);
+        cli_table_free(&t);
     }
-    cli_table_free(&t);
-    store_revisions_free(v, n);
-    store_close(s);
+    ops_history_result_free(&res);
     return ORCH_EXIT_OK;
-}
-
-/* The exit code a finished rollout stands for (CONTRACT: as apply). */
-static int rollout_exit(const struct store_rollout *ro)
-{
-    switch (ro->state) {
-    case STORE_ROLLOUT_COMPLETE:
-        return ORCH_EXIT_OK;
-    case STORE_ROLLOUT_ROLLED_BACK:
-        return ORCH_EXIT_ROLLED_BACK;
-    case STORE_ROLLOUT_FAILED:
-        return ORCH_EXIT_FAILED;
-    case STORE_ROLLOUT_PROGRESSING:
-        break;
-    }
-    return ORCH_EXIT_TIMEOUT;
 }
 
 struct follow_args {
@@ -146,51 +117,16 @@ static int parse_follow_args(const char *verb, int argc, char **argv, bool undo,
     return 0;
 }
 
-/* Drives (no daemon) or follows (daemon) the service's latest rollout to its end. */
-static int follow(struct cli_ctx *ctx, struct store *s, const char *app, const char *svc,
-                  int64_t since_ms, int64_t timeout_ms)
+/* Renders how a followed rollout ended; returns the exit code. */
+static int render_follow(const struct ops_follow_result *f)
 {
-    struct orch_error err = {0};
-    int rc;
-    if (!cli_record_only(ctx)) {
-        struct reconciler *rec = NULL;
-        if (cli_reconciler_open(s, timeout_ms, &rec, &err) < 0)
-            return cli_report(&err);
-        rc = cli_converge(rec, app, false);
-        reconciler_free(rec);
-        if (rc == ORCH_EXIT_ENV || rc == ORCH_EXIT_TIMEOUT)
-            return rc;
-    } else {
-        struct store_rollout ro;
-        struct cli_wait_target t = {.app = app, .service = svc};
-        struct store_service row;
-        if (store_service_get(s, app, svc, &row, &err) < 0)
-            return cli_report(&err);
-        t.revision = row.revision;
-        store_service_free(&row);
-        if (store_rollout_latest(s, app, svc, &ro, &err) == 0) {
-            t.rollout_id = ro.state == STORE_ROLLOUT_PROGRESSING ? ro.id : 0;
-            store_rollout_free(&ro);
-        }
-        orch_error_clear(&err);
-        rc = cli_wait(s, &t, 1, since_ms, timeout_ms);
-        if (rc == ORCH_EXIT_TIMEOUT)
-            return rc;
-    }
-    struct store_rollout ro;
-    if (store_rollout_latest(s, app, svc, &ro, &err) < 0) {
-        if (err.code == ORCH_E_NOTFOUND)
-            return rc; /* no rollout recorded: whatever converging said */
-        return cli_report(&err);
-    }
-    int code = rollout_exit(&ro);
-    char when[40];
-    orch_format_rfc3339(ro.updated_ms, when, sizeof(when));
-    printf("%s/%s: rollout to revision %lld %s%s%s\n", app, svc, (long long)ro.to_revision,
-           store_rollout_state_name(ro.state), ro.message && *ro.message ? ": " : "",
-           ro.message ? ro.message : "");
-    store_rollout_free(&ro);
-    return code;
+    if (f->err.code != ORCH_E_OK)
+        return cli_report(&f->err);
+    const struct ops_rollout_end *ro = &f->rollout;
+    if (ro->have)
+        printf("%s/%s: rollout to revision %lld %s%s%s\n", f->app, f->service,
+               (long long)ro->to_revision, ro->state, *ro->message ? ": " : "", ro->message);
+    return f->exit_code;
 }
 
 static int rollout_status(struct cli_ctx *ctx, int argc, char **argv)
@@ -199,49 +135,22 @@ static int rollout_status(struct cli_ctx *ctx, int argc, char **argv)
     int rc = parse_follow_args("rollout status", argc, argv, false, &a);
     if (rc != 0)
         return rc == CLI_HELP_SHOWN ? 0 : rc;
-    struct orch_error err = {0};
-    struct store *s = NULL;
-    _cleanup_free_ char *app = NULL;
-    _cleanup_free_ char *svc = NULL;
-    if (cli_open_service(ctx, a.ref, true, &s, &app, &svc, &err) < 0)
-        return cli_report(&err);
-    rc = follow(ctx, s, app, svc, 0, a.timeout_ms);
-    store_close(s);
+    struct cli_notes notes = {0};
+    struct ops_ctx octx;
+    cli_ops_ctx(ctx, &notes, &octx);
+    struct ops_follow_result res;
+    ops_rollout_status(&octx, a.ref, a.timeout_ms, &res);
+    rc = render_follow(&res);
+    ops_follow_result_free(&res);
     return rc;
 }
 
-/* The revision undo goes back to: --to-revision N, or the newest earlier one that once ran
- * fully and did not fail. */
-static int undo_target(struct store *s, const char *app, const char *svc, int64_t current,
-                       int64_t wanted, struct store_revision *out, struct orch_error *err)
+static void undo_recorded(void *arg)
 {
-    struct store_revision *v = NULL;
-    size_t n = 0;
-    int rc = store_revisions_list(s, app, svc, &v, &n, err);
-    if (rc < 0)
-        return rc;
-    size_t pick = n;
-    for (size_t i = 0; i < n && pick == n; i++) {
-        if (wanted > 0
-                ? v[i].number == wanted
-                : (v[i].number != current && v[i].was_healthy && v[i].state != STORE_REV_FAILED))
-            pick = i;
-    }
-    if (pick == n) {
-        rc = wanted > 0 ? orch_fail(err, ORCH_E_NOTFOUND, 0,
-                                    "%s/%s has no revision %lld (see orch rollout history)", app,
-                                    svc, (long long)wanted)
-                        : orch_fail(err, ORCH_E_NOTFOUND, 0,
-                                    "%s/%s has no earlier good revision to go back to", app, svc);
-    } else if (v[pick].number == current) {
-        rc = orch_fail(err, ORCH_E_INVALID, 0, "%s/%s is at revision %lld already", app, svc,
-                       (long long)current);
-    } else {
-        *out = v[pick];
-        memset(&v[pick], 0, sizeof(v[pick]));
-    }
-    store_revisions_free(v, n);
-    return rc;
+    const struct ops_undo_result *u = arg;
+    printf("%s/%s: rolling back from revision %lld to revision %lld (image %s)%s\n", u->follow.app,
+           u->follow.service, (long long)u->from_revision, (long long)u->to_revision, u->image,
+           u->target_failed_before ? " - note: that revision failed before" : "");
 }
 
 static int rollout_undo(struct cli_ctx *ctx, int argc, char **argv)
@@ -250,88 +159,15 @@ static int rollout_undo(struct cli_ctx *ctx, int argc, char **argv)
     int rc = parse_follow_args("rollout undo", argc, argv, true, &a);
     if (rc != 0)
         return rc == CLI_HELP_SHOWN ? 0 : rc;
-    struct orch_error err = {0};
-    struct store *s = NULL;
-    _cleanup_free_ char *app = NULL;
-    _cleanup_free_ char *svc = NULL;
-    _cleanup_free_ char *spec_json = NULL;
-    struct store_service row = {0};
-    struct store_revision target = {0};
-    bool have_row = false, have_target = false, in_tx = false;
-    int64_t now = orch_now_wall_ms();
-
-    rc = cli_open_service(ctx, a.ref, true, &s, &app, &svc, &err);
-    if (rc == 0 && !cli_record_only(ctx)) {
-        /* the engine must answer before anything is recorded */
-        struct reconciler *probe = NULL;
-        rc = cli_reconciler_open(s, 0, &probe, &err);
-        reconciler_free(probe);
-    }
-    if (rc == 0)
-        rc = store_begin(s, &err);
-    in_tx = rc == 0;
-    if (rc == 0)
-        rc = store_service_get(s, app, svc, &row, &err);
-    have_row = rc == 0;
-    if (rc == 0)
-        rc = undo_target(s, app, svc, row.revision, a.to_revision, &target, &err);
-    have_target = rc == 0;
-    if (rc == 0) {
-        /* the service as it was at the target revision, with today's count and autoscale */
-        spec_json = spec_service_rebase_json(target.template_json, row.spec_json, &err);
-        if (spec_json == NULL)
-            rc = -(int)err.code;
-    }
-    int64_t from = row.revision;
-    if (rc == 0) {
-        struct store_service put = row;
-        put.revision = target.number;
-        put.spec_json = spec_json;
-        put.updated_ms = now;
-        rc = store_service_put(s, &put, &err);
-    }
-    if (rc == 0) {
-        struct store_rollout ro = {.app = app,
-                                   .service = svc,
-                                   .from_revision = from,
-                                   .to_revision = target.number,
-                                   .state = STORE_ROLLOUT_PROGRESSING,
-                                   .message = "",
-                                   .started_ms = now,
-                                   .updated_ms = now};
-        int64_t id = 0;
-        rc = store_rollout_add(s, &ro, &id, &err);
-    }
-    if (rc == 0) {
-        _cleanup_free_ char *msg =
-            orch_xasprintf("undo: revision %lld -> %lld (%s)", (long long)from,
-                           (long long)target.number, ctx->cmdline);
-        rc = store_event_add(s, app, svc, "undo", msg, now, &err);
-    }
-    if (rc == 0)
-        rc = store_commit(s, &err);
-    else if (in_tx)
-        store_rollback(s);
-    if (rc == 0) {
-        printf("%s/%s: rolling back from revision %lld to revision %lld (image %s)%s\n", app, svc,
-               (long long)from, (long long)target.number, target.image,
-               target.state == STORE_REV_FAILED ? " - note: that revision failed before" : "");
-        fflush(stdout);
-    }
-    if (have_row)
-        store_service_free(&row);
-    if (have_target)
-        store_revision_free(&target);
-    if (rc < 0) {
-        if (s)
-            store_close(s);
-        return cli_report(&err);
-    }
-    if (cli_record_only(ctx) && !a.wait)
-        rc = ORCH_EXIT_OK;
-    else
-        rc = follow(ctx, s, app, svc, now, a.timeout_ms);
-    store_close(s);
+    struct ops_undo_result res;
+    struct cli_notes notes = {.recorded = undo_recorded, .arg = &res};
+    struct ops_ctx octx;
+    cli_ops_ctx(ctx, &notes, &octx);
+    struct ops_undo_req req = {
+        .ref = a.ref, .to_revision = a.to_revision, .wait = a.wait, .timeout_ms = a.timeout_ms};
+    ops_rollout_undo(&octx, &req, &res);
+    rc = render_follow(&res.follow);
+    ops_undo_result_free(&res);
     return rc;
 }
 

@@ -1,12 +1,11 @@
-/* `orch scale [APP/]SERVICE=N ...`: change desired replica counts (no new revision), then
- * converge the apps concerned. Every argument is checked before anything is stored. */
+/* `orch scale [APP/]SERVICE=N ...`: checks every argument, then one ops_scale call (new
+ * desired counts, no new revision, the apps concerned converged) and its rendering. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/util.h"
 #include "cli.h"
-#include "reconcile/reconcile.h"
 
 const char cli_usage_scale[] =
     "Usage: orch scale [APP/]SERVICE=N ...\n\n"
@@ -14,11 +13,19 @@ const char cli_usage_scale[] =
     "daemon running, starts or stops instances until the count is reached. Scaling creates no\n"
     "revision. For a service with autoscale, the autoscaler may change the count later.\n";
 
-struct scale_arg {
-    char *app;
-    char *svc;
-    int replicas;
+struct scale_render {
+    struct ops_scale_result *res;
+    bool shown;
 };
+
+static void scale_recorded(void *arg)
+{
+    struct scale_render *r = arg;
+    for (size_t i = 0; i < r->res->n; i++)
+        printf("%s/%s: scaled %d -> %d\n", r->res->v[i].app, r->res->v[i].service,
+               r->res->v[i].from, r->res->v[i].to);
+    r->shown = true;
+}
 
 int cli_cmd_scale(struct cli_ctx *ctx, int argc, char **argv)
 {
@@ -37,67 +44,30 @@ int cli_cmd_scale(struct cli_ctx *ctx, int argc, char **argv)
                                    argv[i], SPEC_MAX_REPLICAS);
     }
 
-    struct orch_error err = {0};
-    struct store *s = NULL;
-    struct reconciler *rec = NULL;
     size_t n = (size_t)argc - 1;
-    struct scale_arg *args = orch_xcalloc(n, sizeof(*args));
-    int rc = cli_store_open(ctx, &s, &err);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        const char *a = argv[i + 1];
-        const char *eq = strchr(a, '=');
-        _cleanup_free_ char *ref = orch_xstrndup(a, (size_t)(eq - a));
-        args[i].replicas = atoi(eq + 1);
-        rc = cli_service_resolve(s, ref, &args[i].app, &args[i].svc, &err);
-    }
-    if (rc == 0 && !cli_record_only(ctx))
-        rc = cli_reconciler_open(s, 0, &rec, &err);
-    if (rc == 0)
-        rc = store_begin(s, &err);
-    int64_t now = orch_now_wall_ms();
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        struct store_service row;
-        rc = store_service_get(s, args[i].app, args[i].svc, &row, &err);
-        if (rc < 0)
-            break;
-        int before = row.replicas;
-        row.replicas = args[i].replicas;
-        row.updated_ms = now;
-        rc = store_service_put(s, &row, &err);
-        store_service_free(&row);
-        if (rc == 0) {
-            _cleanup_free_ char *msg =
-                orch_xasprintf("scaled from %d to %d (orch scale)", before, args[i].replicas);
-            rc = store_event_add(s, args[i].app, args[i].svc, "scaled", msg, now, &err);
-        }
-        if (rc == 0)
-            printf("%s/%s: scaled %d -> %d\n", args[i].app, args[i].svc, before, args[i].replicas);
-    }
-    if (rc == 0)
-        rc = store_commit(s, &err);
-    else if (s != NULL)
-        store_rollback(s);
-
-    int exit_code = rc < 0 ? cli_report(&err) : ORCH_EXIT_OK;
-    fflush(stdout);
-    for (size_t i = 0; rc == 0 && rec && i < n; i++) {
-        bool seen = false;
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(args[j].app, args[i].app) == 0)
-                seen = true;
-        if (seen)
-            continue;
-        int e = cli_converge(rec, args[i].app, false);
-        if (e > exit_code)
-            exit_code = e;
-    }
+    struct ops_scale_item *items = orch_xcalloc(n, sizeof(*items));
+    char **refs = orch_xcalloc(n, sizeof(*refs));
     for (size_t i = 0; i < n; i++) {
-        free(args[i].app);
-        free(args[i].svc);
+        const char *eq = strchr(argv[i + 1], '=');
+        refs[i] = orch_xstrndup(argv[i + 1], (size_t)(eq - argv[i + 1]));
+        items[i] = (struct ops_scale_item){.ref = refs[i], .replicas = atoi(eq + 1)};
     }
-    free(args);
-    reconciler_free(rec);
-    if (s)
-        store_close(s);
-    return exit_code;
+    struct ops_scale_result res;
+    struct scale_render render = {.res = &res};
+    struct cli_notes notes = {.recorded = scale_recorded, .arg = &render};
+    struct ops_ctx octx;
+    cli_ops_ctx(ctx, &notes, &octx);
+    int rc = ops_scale(&octx, items, n, &res);
+    if (res.err.code != ORCH_E_OK) {
+        /* counts written before the failure were shown as they were written */
+        if (!render.shown)
+            scale_recorded(&render);
+        rc = cli_report(&res.err);
+    }
+    ops_scale_result_free(&res);
+    for (size_t i = 0; i < n; i++)
+        free(refs[i]);
+    free(refs);
+    free(items);
+    return rc;
 }

@@ -139,7 +139,7 @@ int main(int argc, char **argv)
         if (strcmp(commands[i].name, verb) != 0)
             continue;
         ctx.cmdline = join_cmdline(argc, argv);
-        ctx.state_dir = store_default_dir(ctx.state_opt);
+        ctx.state_dir = ops_state_dir(ctx.state_opt);
         if (ctx.state_dir == NULL) {
             fprintf(stderr, "orch: no state dir: set --state DIR or ORCH_STATE (no home folder "
                             "was found for the default)\n");

@@ -1,0 +1,177 @@
+/* The reads: get (every service) and status (one service with its instances). Both read the
+ * store on a read-only connection, so they never block a writer, and ask the engine what runs;
+ * they change nothing. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops_internal.h"
+#include "reconcile/reconcile.h"
+
+/* The engine's view of app (NULL: every app), or a failure in *err. */
+static int observe(const struct ops_ctx *ctx, struct store *s, const char *app,
+                   struct reconcile_service_status **obs, size_t *nobs, struct orch_error *err)
+{
+    struct reconciler *rec = NULL;
+    int rc = ops_engine_open(ctx, s, 0, &rec, err);
+    if (rc == 0)
+        rc = reconcile_observe(rec, app, obs, nobs, err);
+    reconciler_free(rec);
+    return rc;
+}
+
+static void row_set(struct store *s, const struct store_service *v,
+                    const struct reconcile_service_status *obs, size_t nobs,
+                    struct ops_service_row *row)
+{
+    struct orch_error err = {0};
+    struct store_rollout ro = {0};
+    row->rollout_state = "none";
+    if (store_rollout_latest(s, v->app, v->name, &ro, &err) == 0) {
+        row->rollout_state = store_rollout_state_name(ro.state);
+        store_rollout_free(&ro);
+    }
+    const struct reconcile_service_status *o = NULL;
+    for (size_t j = 0; j < nobs; j++)
+        if (strcmp(obs[j].app, v->app) == 0 && strcmp(obs[j].service, v->name) == 0)
+            o = &obs[j];
+    row->app = orch_xstrdup(v->app);
+    row->service = orch_xstrdup(v->name);
+    row->revision = v->revision;
+    row->desired = v->replicas;
+    row->running = o ? o->running : 0;
+    row->healthy = o ? o->healthy : 0;
+    row->updated = o ? o->updated : 0;
+}
+
+int ops_get(const struct ops_ctx *ctx, struct ops_get_result *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct store *s = NULL;
+    struct store_service *v = NULL;
+    size_t n = 0;
+    struct reconcile_service_status *obs = NULL;
+    size_t nobs = 0;
+    int rc = ops_store_open(ctx, false, &s, &out->err);
+    if (rc == 0 && s != NULL)
+        rc = store_services_list(s, NULL, &v, &n, &out->err);
+    /* Observed counts come from the engine; with nothing in the store it is not asked. */
+    if (rc == 0 && n > 0 && !ops_no_converge())
+        rc = observe(ctx, s, NULL, &obs, &nobs, &out->err);
+    if (rc == 0) {
+        out->v = orch_xcalloc(n + 1, sizeof(*out->v));
+        out->n = n;
+        for (size_t i = 0; i < n; i++)
+            row_set(s, &v[i], obs, nobs, &out->v[i]);
+    }
+    out->exit_code = rc < 0 ? ops_error_exit(&out->err) : ORCH_EXIT_OK;
+    reconcile_status_free(obs, nobs);
+    store_services_free(v, n);
+    if (s != NULL)
+        store_close(s);
+    return out->exit_code;
+}
+
+void ops_get_result_free(struct ops_get_result *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        free(r->v[i].app);
+        free(r->v[i].service);
+    }
+    free(r->v);
+    memset(r, 0, sizeof(*r));
+}
+
+static void instance_set(struct ops_instance *o, const struct reconcile_instance *ri)
+{
+    o->id = orch_xstrdup(ri->id);
+    o->name = orch_xstrdup(ri->name);
+    o->revision = ri->revision;
+    o->state = orch_xstrdup(ri->state);
+    o->health = orch_xstrdup(ri->health);
+    o->n_endpoints = ri->n_endpoints;
+    o->endpoint_names = orch_xcalloc(ri->n_endpoints + 1, sizeof(char *));
+    o->endpoints = orch_xcalloc(ri->n_endpoints + 1, sizeof(char *));
+    for (size_t k = 0; k < ri->n_endpoints; k++) {
+        o->endpoint_names[k] = orch_xstrdup(ri->endpoint_names[k]);
+        o->endpoints[k] = orch_xstrdup(ri->endpoints[k]);
+    }
+}
+
+/* Fills out from the engine's view of the service and the store's rollout and events. */
+static void status_set(struct store *s, const struct reconcile_service_status *st,
+                       struct ops_status_result *out)
+{
+    struct orch_error err = {0};
+    out->found = true;
+    out->revision = st->revision;
+    out->desired = st->desired;
+    out->running = st->running;
+    out->healthy = st->healthy;
+    out->updated = st->updated;
+    out->instances = orch_xcalloc(st->n_instances + 1, sizeof(*out->instances));
+    out->n_instances = st->n_instances;
+    for (size_t i = 0; i < st->n_instances; i++)
+        instance_set(&out->instances[i], &st->instances[i]);
+    struct store_rollout ro = {0};
+    if (store_rollout_latest(s, out->app, out->service, &ro, &err) == 0) {
+        ops_rollout_end_set(&out->rollout, &ro);
+        store_rollout_free(&ro);
+    }
+    struct store_event *ev = NULL;
+    size_t nev = 0;
+    if (store_events_list(s, out->app, out->service, 8, &ev, &nev, &err) < 0)
+        nev = 0;
+    out->events = orch_xcalloc(nev + 1, sizeof(*out->events));
+    out->n_events = nev;
+    for (size_t i = 0; i < nev; i++)
+        out->events[i] = (struct ops_event){.time_ms = ev[i].time_ms,
+                                            .kind = orch_xstrdup(ev[i].kind),
+                                            .message = orch_xstrdup(ev[i].message)};
+    store_events_free(ev, nev);
+}
+
+int ops_status(const struct ops_ctx *ctx, const char *ref, struct ops_status_result *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct store *s = NULL;
+    struct reconcile_service_status *v = NULL;
+    size_t n = 0;
+    int rc = ops_open_service(ctx, ref, false, &s, &out->app, &out->service, &out->err);
+    if (rc == 0)
+        rc = observe(ctx, s, out->app, &v, &n, &out->err);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (strcmp(v[i].service, out->service) == 0 && !out->found)
+            status_set(s, &v[i], out);
+    out->exit_code = rc < 0 ? ops_error_exit(&out->err) : ORCH_EXIT_OK;
+    reconcile_status_free(v, n);
+    if (s != NULL)
+        store_close(s);
+    return out->exit_code;
+}
+
+void ops_status_result_free(struct ops_status_result *r)
+{
+    free(r->app);
+    free(r->service);
+    for (size_t i = 0; i < r->n_instances; i++) {
+        struct ops_instance *o = &r->instances[i];
+        free(o->id);
+        free(o->name);
+        free(o->state);
+        free(o->health);
+        for (size_t k = 0; k < o->n_endpoints; k++) {
+            free(o->endpoint_names[k]);
+            free(o->endpoints[k]);
+        }
+        free(o->endpoint_names);
+        free(o->endpoints);
+    }
+    free(r->instances);
+    ops_rollout_end_free(&r->rollout);
+    for (size_t i = 0; i < r->n_events; i++) {
+        free(r->events[i].kind);
+        free(r->events[i].message);
+    }
+    free(r->events);
+    memset(r, 0, sizeof(*r));
+}
