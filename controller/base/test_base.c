@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 
 #include "base/error.h"
@@ -92,12 +93,36 @@ static void test_format_duration(void **state)
     assert_string_equal(out, "1h1ms");
 }
 
+/* Opens /dev/null in a scope; returns the descriptor number, closed or handed out. */
+static int open_scoped(bool steal)
+{
+    _cleanup_close_ int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    return steal ? orch_steal_fd(&fd) : fd;
+}
+
+static void test_cleanup_close(void **state)
+{
+    int closed = open_scoped(false);
+    errno = 0;
+    assert_int_equal(fcntl(closed, F_GETFD), -1);
+    assert_int_equal(errno, EBADF);
+    int kept = open_scoped(true);
+    assert_true(fcntl(kept, F_GETFD) >= 0);
+    close(kept);
+    _cleanup_close_ int none = -1; /* a negative descriptor is left alone */
+    errno = ENOENT;
+    orch_closep(&none);
+    assert_int_equal(errno, ENOENT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fail_and_wrap), cmocka_unit_test(test_exit_codes),
         cmocka_unit_test(test_dns_label),     cmocka_unit_test(test_edit_distance),
         cmocka_unit_test(test_buf),           cmocka_unit_test(test_format_duration),
+        cmocka_unit_test(test_cleanup_close),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,12 +4,14 @@
 #ifndef ORCH_BASE_UTIL_H
 #define ORCH_BASE_UTIL_H
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #define ORCH_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -42,6 +44,27 @@ static inline void orch_fclosep(FILE **f)
 }
 #define _cleanup_free_ __attribute__((cleanup(orch_freep)))
 #define _cleanup_fclose_ __attribute__((cleanup(orch_fclosep)))
+
+/* A file descriptor local closed on every way out of its scope (negative = none); errno is
+ * kept, so `return orch_fail(err, ..., errno, ...)` after a failed call still names the
+ * cause. Hand it out with orch_steal_fd. */
+static inline void orch_closep(int *fd)
+{
+    if (*fd >= 0) {
+        int saved = errno;
+        close(*fd);
+        errno = saved;
+    }
+}
+#define _cleanup_close_ __attribute__((cleanup(orch_closep)))
+
+/* Hands a descriptor out of a _cleanup_close_ local: `return orch_steal_fd(&fd);` */
+static inline int orch_steal_fd(int *fd)
+{
+    int r = *fd;
+    *fd = -1;
+    return r;
+}
 
 /* A growable byte buffer, always NUL-terminated once anything was appended. */
 struct orch_buf {

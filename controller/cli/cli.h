@@ -36,10 +36,11 @@ int cli_cmd_rollout(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_delete(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_daemon(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_version(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_state(struct cli_ctx *ctx, int argc, char **argv);
 
 extern const char cli_usage_apply[], cli_usage_diff[], cli_usage_get[], cli_usage_status[],
     cli_usage_scale[], cli_usage_rollout[], cli_usage_delete[], cli_usage_daemon[],
-    cli_usage_version[];
+    cli_usage_version[], cli_usage_state[];
 
 /* Prints "orch: MESSAGE" on stderr and returns the exit code for err's code. */
 int cli_report(const struct orch_error *err);

@@ -6,7 +6,7 @@
 
 #include "base/log.h"
 #include "cli.h"
-#include "reconcile/daemon.h"
+#include "daemon/daemon.h"
 
 const char cli_usage_daemon[] =
     "Usage: orch daemon [--dns ADDR|off] [--dns-ttl DUR] [--domain NAME] [--resync DUR]\n\n"

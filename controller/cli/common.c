@@ -13,6 +13,8 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "cli.h"
+#include "daemon/daemon.h"
+#include "reconcile/reconcile.h"
 
 int cli_report(const struct orch_error *err)
 {

@@ -19,6 +19,7 @@ static const struct cli_command commands[] = {
     {"rollout", cli_cmd_rollout, "follow, list or undo rollouts", cli_usage_rollout},
     {"delete", cli_cmd_delete, "delete services or a whole app", cli_usage_delete},
     {"daemon", cli_cmd_daemon, "run the long-running controller", cli_usage_daemon},
+    {"state", cli_cmd_state, "back up, restore or re-create the state database", cli_usage_state},
     {"version", cli_cmd_version, "print version information", cli_usage_version},
 };
 

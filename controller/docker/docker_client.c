@@ -873,6 +873,7 @@ enum typed_kind {
 struct typed {
     enum typed_kind kind;
     void *out;
+    char *keep_name; /* T_NETWORKS: keep only the networks of exactly this name */
     docker_done_fn cb;
     void *data;
 };
@@ -904,7 +905,8 @@ static void typed_done(void *data, const struct docker_response *res, const stru
             docker_json_parse_network(b, n, t->out, &e);
             break;
         case T_NETWORKS:
-            docker_json_parse_network_list(b, n, t->out, &e);
+            if (docker_json_parse_network_list(b, n, t->out, &e) == 0)
+                docker_network_list_keep_name(t->out, t->keep_name);
             break;
         case T_EXEC:
             docker_json_parse_exec_info(b, n, t->out, &e);
@@ -915,6 +917,7 @@ static void typed_done(void *data, const struct docker_response *res, const stru
         }
     }
     t->cb(t->data, res->status, &e);
+    free(t->keep_name);
     free(t);
 }
 
@@ -927,13 +930,18 @@ struct typed_req {
     int64_t timeout_ms;
     enum typed_kind kind;
     void *out;
+    const char *keep_name; /* T_NETWORKS: see struct typed */
 };
 
 static int typed_request(struct docker_client *c, const struct typed_req *q, docker_done_fn cb,
                          void *data, struct orch_error *err)
 {
     struct typed *t = orch_xcalloc(1, sizeof(*t));
-    *t = (struct typed){.kind = q->kind, .out = q->out, .cb = cb, .data = data};
+    *t = (struct typed){.kind = q->kind,
+                        .out = q->out,
+                        .keep_name = orch_xstrdup(q->keep_name),
+                        .cb = cb,
+                        .data = data};
     struct docker_request_opts o = {.method = q->method,
                                     .path = q->path,
                                     .body = q->body,
@@ -941,8 +949,10 @@ static int typed_request(struct docker_client *c, const struct typed_req *q, doc
                                     .idempotent = q->idempotent,
                                     .timeout_ms = q->timeout_ms};
     int r = docker_request(c, &o, typed_done, t, err);
-    if (r < 0)
+    if (r < 0) {
+        free(t->keep_name);
         free(t);
+    }
     return r;
 }
 
@@ -996,26 +1006,41 @@ int docker_containers_list(struct docker_client *c, const char *const *labels, s
     return typed_request(c, &q, cb, data, err);
 }
 
-/* Shared by the verbs on one object: METHOD /PREFIX/{ref}SUFFIX. */
-static int object_request(struct docker_client *c, const char *method, const char *kind,
-                          const char *prefix, const char *ref, bool keep_slash, const char *suffix,
-                          const char *body, const char *verb, bool idempotent, int64_t timeout_ms,
-                          enum typed_kind tk, void *out, docker_done_fn cb, void *data,
-                          struct orch_error *err)
+/* One request on one object: METHOD /PREFIX/{ref}SUFFIX, described in messages as
+ * "VERB KIND REF". */
+struct object_req {
+    const char *method;
+    const char *kind;   /* "container", "image", "network", "volume", "exec" */
+    const char *prefix; /* "/containers" */
+    const char *ref;    /* id or name; escaped here */
+    bool keep_slash;    /* image references keep their '/' */
+    const char *suffix; /* "/json", "?force=1", ...; NULL = none */
+    const char *body;
+    const char *verb; /* "inspect", "remove", ... */
+    bool idempotent;
+    int64_t timeout_ms;
+    enum typed_kind tk;
+    void *out;
+};
+
+/* Shared by the verbs on one object. */
+static int object_request(struct docker_client *c, const struct object_req *o, docker_done_fn cb,
+                          void *data, struct orch_error *err)
 {
-    _cleanup_free_ char *esc = path_ref(kind, ref, keep_slash, err);
+    _cleanup_free_ char *esc = path_ref(o->kind, o->ref, o->keep_slash, err);
     if (esc == NULL)
         return -err->code;
-    _cleanup_free_ char *path = orch_xasprintf("%s/%s%s", prefix, esc, suffix);
-    _cleanup_free_ char *what = orch_xasprintf("%s %s %s", verb, kind, ref);
-    struct typed_req q = {.method = method,
+    _cleanup_free_ char *path =
+        orch_xasprintf("%s/%s%s", o->prefix, esc, o->suffix ? o->suffix : "");
+    _cleanup_free_ char *what = orch_xasprintf("%s %s %s", o->verb, o->kind, o->ref);
+    struct typed_req q = {.method = o->method,
                           .path = path,
-                          .body = body,
+                          .body = o->body,
                           .what = what,
-                          .idempotent = idempotent,
-                          .timeout_ms = timeout_ms,
-                          .kind = tk,
-                          .out = out};
+                          .idempotent = o->idempotent,
+                          .timeout_ms = o->timeout_ms,
+                          .kind = o->tk,
+                          .out = o->out};
     return typed_request(c, &q, cb, data, err);
 }
 
@@ -1024,8 +1049,16 @@ int docker_container_inspect(struct docker_client *c, const char *id,
                              struct orch_error *err)
 {
     *out = (struct docker_container_info){0};
-    return object_request(c, "GET", "container", "/containers", id, false, "/json", NULL, "inspect",
-                          true, 0, T_CONTAINER_INFO, out, cb, data, err);
+    struct object_req o = {.method = "GET",
+                           .kind = "container",
+                           .prefix = "/containers",
+                           .ref = id,
+                           .suffix = "/json",
+                           .verb = "inspect",
+                           .idempotent = true,
+                           .tk = T_CONTAINER_INFO,
+                           .out = out};
+    return object_request(c, &o, cb, data, err);
 }
 
 int docker_container_create(struct docker_client *c, const char *name,
@@ -1059,8 +1092,14 @@ int docker_container_start(struct docker_client *c, const char *id, docker_done_
                            struct orch_error *err)
 {
     /* Starting a started container is a 304: resending is harmless. */
-    return object_request(c, "POST", "container", "/containers", id, false, "/start", NULL, "start",
-                          true, 0, T_NONE, NULL, cb, data, err);
+    struct object_req o = {.method = "POST",
+                           .kind = "container",
+                           .prefix = "/containers",
+                           .ref = id,
+                           .suffix = "/start",
+                           .verb = "start",
+                           .idempotent = true};
+    return object_request(c, &o, cb, data, err);
 }
 
 int docker_container_stop(struct docker_client *c, const char *id, int timeout_s, docker_done_fn cb,
@@ -1077,8 +1116,15 @@ int docker_container_stop(struct docker_client *c, const char *id, int timeout_s
      * the container's own StopTimeout we do not know it; orch sets at most an hour. */
     int64_t timeout_ms =
         (timeout_s >= 0 ? (int64_t)timeout_s * 1000 : 3600000) + c->opts.request_timeout_ms;
-    return object_request(c, "POST", "container", "/containers", id, false, suffix, NULL, "stop",
-                          true, timeout_ms, T_NONE, NULL, cb, data, err);
+    struct object_req o = {.method = "POST",
+                           .kind = "container",
+                           .prefix = "/containers",
+                           .ref = id,
+                           .suffix = suffix,
+                           .verb = "stop",
+                           .idempotent = true,
+                           .timeout_ms = timeout_ms};
+    return object_request(c, &o, cb, data, err);
 }
 
 int docker_container_kill(struct docker_client *c, const char *id, const char *signal,
@@ -1086,24 +1132,44 @@ int docker_container_kill(struct docker_client *c, const char *id, const char *s
 {
     _cleanup_free_ char *sig = docker_url_escape(signal ? signal : "SIGKILL", false);
     _cleanup_free_ char *suffix = orch_xasprintf("/kill?signal=%s", sig);
-    return object_request(c, "POST", "container", "/containers", id, false, suffix, NULL, "kill",
-                          true, 0, T_NONE, NULL, cb, data, err);
+    struct object_req o = {.method = "POST",
+                           .kind = "container",
+                           .prefix = "/containers",
+                           .ref = id,
+                           .suffix = suffix,
+                           .verb = "kill",
+                           .idempotent = true};
+    return object_request(c, &o, cb, data, err);
 }
 
 int docker_container_remove(struct docker_client *c, const char *id, bool force, docker_done_fn cb,
                             void *data, struct orch_error *err)
 {
-    return object_request(c, "DELETE", "container", "/containers", id, false,
-                          force ? "?force=1&v=0" : "?force=0&v=0", NULL, "remove", true, 0, T_NONE,
-                          NULL, cb, data, err);
+    struct object_req o = {.method = "DELETE",
+                           .kind = "container",
+                           .prefix = "/containers",
+                           .ref = id,
+                           .suffix = force ? "?force=1&v=0" : "?force=0&v=0",
+                           .verb = "remove",
+                           .idempotent = true};
+    return object_request(c, &o, cb, data, err);
 }
 
 int docker_image_inspect(struct docker_client *c, const char *ref, struct docker_image_info *out,
                          docker_done_fn cb, void *data, struct orch_error *err)
 {
     *out = (struct docker_image_info){0};
-    return object_request(c, "GET", "image", "/images", ref, true, "/json", NULL, "inspect", true,
-                          0, T_IMAGE, out, cb, data, err);
+    struct object_req o = {.method = "GET",
+                           .kind = "image",
+                           .prefix = "/images",
+                           .ref = ref,
+                           .keep_slash = true,
+                           .suffix = "/json",
+                           .verb = "inspect",
+                           .idempotent = true,
+                           .tk = T_IMAGE,
+                           .out = out};
+    return object_request(c, &o, cb, data, err);
 }
 
 int docker_network_create(struct docker_client *c, const char *name,
@@ -1131,8 +1197,15 @@ int docker_network_inspect(struct docker_client *c, const char *name_or_id,
                            struct orch_error *err)
 {
     *out = (struct docker_network){0};
-    return object_request(c, "GET", "network", "/networks", name_or_id, false, "", NULL, "inspect",
-                          true, 0, T_NETWORK, out, cb, data, err);
+    struct object_req o = {.method = "GET",
+                           .kind = "network",
+                           .prefix = "/networks",
+                           .ref = name_or_id,
+                           .verb = "inspect",
+                           .idempotent = true,
+                           .tk = T_NETWORK,
+                           .out = out};
+    return object_request(c, &o, cb, data, err);
 }
 
 int docker_networks_list(struct docker_client *c, const char *const *labels, size_t n_labels,
@@ -1150,11 +1223,76 @@ int docker_networks_list(struct docker_client *c, const char *const *labels, siz
     return typed_request(c, &q, cb, data, err);
 }
 
+int docker_app_network_create(struct docker_client *c, const char *name, const char *app,
+                              const char *state_id, char **id_out, docker_done_fn cb, void *data,
+                              struct orch_error *err)
+{
+    if (app == NULL || app[0] == '\0')
+        return orch_fail(err, ORCH_E_INVALID, 0, "network %s: no app to label it with",
+                         name ? name : "(unnamed)");
+    struct docker_kvs labels = {0};
+    docker_kvs_add(&labels, "orch.app", app);
+    if (state_id != NULL)
+        docker_kvs_add(&labels, "orch.state", state_id);
+    int r = docker_network_create(c, name, &labels, id_out, cb, data, err);
+    docker_kvs_free(&labels);
+    return r;
+}
+
+int docker_networks_find(struct docker_client *c, const struct docker_network_filter *f,
+                         struct docker_network_list *out, docker_done_fn cb, void *data,
+                         struct orch_error *err)
+{
+    *out = (struct docker_network_list){0};
+    if (f->name != NULL && f->name[0] == '\0')
+        return orch_fail(err, ORCH_E_INVALID, 0, "empty network name");
+    _cleanup_free_ char *filter = f->name != NULL || f->n_labels > 0
+                                      ? docker_name_label_filter(f->name, f->labels, f->n_labels)
+                                      : NULL;
+    _cleanup_free_ char *path =
+        orch_xasprintf("/networks%s%s", filter ? "?filters=" : "", filter ? filter : "");
+    _cleanup_free_ char *what =
+        f->name ? orch_xasprintf("find network %s", f->name) : orch_xstrdup("list networks");
+    struct typed_req q = {.method = "GET",
+                          .path = path,
+                          .what = what,
+                          .idempotent = true,
+                          .kind = T_NETWORKS,
+                          .out = out,
+                          .keep_name = f->name};
+    return typed_request(c, &q, cb, data, err);
+}
+
+/* A full network id: 64 lowercase hex digits. */
+static bool is_full_id(const char *s)
+{
+    size_t n = 0;
+    for (; s[n] != '\0'; n++)
+        if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')))
+            return false;
+    return n == 64;
+}
+
+int docker_network_remove_id(struct docker_client *c, const char *id, docker_done_fn cb, void *data,
+                             struct orch_error *err)
+{
+    if (id == NULL || !is_full_id(id))
+        return orch_fail(err, ORCH_E_INVALID, 0,
+                         "remove network: '%s' is not a full network id (64 hex digits)",
+                         id ? id : "(null)");
+    return docker_network_remove(c, id, cb, data, err);
+}
+
 int docker_network_remove(struct docker_client *c, const char *name_or_id, docker_done_fn cb,
                           void *data, struct orch_error *err)
 {
-    return object_request(c, "DELETE", "network", "/networks", name_or_id, false, "", NULL,
-                          "remove", true, 0, T_NONE, NULL, cb, data, err);
+    struct object_req o = {.method = "DELETE",
+                           .kind = "network",
+                           .prefix = "/networks",
+                           .ref = name_or_id,
+                           .verb = "remove",
+                           .idempotent = true};
+    return object_request(c, &o, cb, data, err);
 }
 
 int docker_volume_create(struct docker_client *c, const char *name, const struct docker_kvs *labels,
@@ -1191,8 +1329,13 @@ int docker_volumes_list(struct docker_client *c, const char *const *labels, size
 int docker_volume_remove(struct docker_client *c, const char *name, docker_done_fn cb, void *data,
                          struct orch_error *err)
 {
-    return object_request(c, "DELETE", "volume", "/volumes", name, false, "", NULL, "remove", true,
-                          0, T_NONE, NULL, cb, data, err);
+    struct object_req o = {.method = "DELETE",
+                           .kind = "volume",
+                           .prefix = "/volumes",
+                           .ref = name,
+                           .verb = "remove",
+                           .idempotent = true};
+    return object_request(c, &o, cb, data, err);
 }
 
 int docker_exec_create(struct docker_client *c, const char *container_id,
@@ -1204,24 +1347,46 @@ int docker_exec_create(struct docker_client *c, const char *container_id,
     if (r < 0)
         return r;
     *exec_id_out = NULL;
-    return object_request(c, "POST", "container", "/containers", container_id, false, "/exec", body,
-                          "exec in", false, 0, T_ID, exec_id_out, cb, data, err);
+    struct object_req o = {.method = "POST",
+                           .kind = "container",
+                           .prefix = "/containers",
+                           .ref = container_id,
+                           .suffix = "/exec",
+                           .body = body,
+                           .verb = "exec in",
+                           .tk = T_ID,
+                           .out = exec_id_out};
+    return object_request(c, &o, cb, data, err);
 }
 
 int docker_exec_start(struct docker_client *c, const char *exec_id, docker_done_fn cb, void *data,
                       struct orch_error *err)
 {
     _cleanup_free_ char *body = docker_json_exec_start();
-    return object_request(c, "POST", "exec", "/exec", exec_id, false, "/start", body, "start",
-                          false, 0, T_NONE, NULL, cb, data, err);
+    struct object_req o = {.method = "POST",
+                           .kind = "exec",
+                           .prefix = "/exec",
+                           .ref = exec_id,
+                           .suffix = "/start",
+                           .body = body,
+                           .verb = "start"};
+    return object_request(c, &o, cb, data, err);
 }
 
 int docker_exec_inspect(struct docker_client *c, const char *exec_id, struct docker_exec_info *out,
                         docker_done_fn cb, void *data, struct orch_error *err)
 {
     *out = (struct docker_exec_info){0};
-    return object_request(c, "GET", "exec", "/exec", exec_id, false, "/json", NULL, "inspect", true,
-                          0, T_EXEC, out, cb, data, err);
+    struct object_req o = {.method = "GET",
+                           .kind = "exec",
+                           .prefix = "/exec",
+                           .ref = exec_id,
+                           .suffix = "/json",
+                           .verb = "inspect",
+                           .idempotent = true,
+                           .tk = T_EXEC,
+                           .out = out};
+    return object_request(c, &o, cb, data, err);
 }
 
 /* ---- synchronous use ---------------------------------------------------------------------- */

@@ -184,14 +184,45 @@ int docker_image_pull(struct docker_client *c, const char *ref, docker_done_fn c
 int docker_network_create(struct docker_client *c, const char *name,
                           const struct docker_kvs *labels, char **id_out, docker_done_fn cb,
                           void *data, struct orch_error *err);
+/* An app's network: docker_network_create labelled orch.app=APP and, when state_id is not
+ * NULL, orch.state=STATE_ID, so that a duplicate left by an interrupted create can be told
+ * apart from a network orch does not own. Not retried once sent; 409 when the engine sees the
+ * name taken (it may not: two creates at once can both succeed, hence docker_networks_find). */
+int docker_app_network_create(struct docker_client *c, const char *name, const char *app,
+                              const char *state_id, char **id_out, docker_done_fn cb, void *data,
+                              struct orch_error *err);
+/* GET /networks/{name_or_id}: out->containers lists the containers attached (running ones).
+ * A name that two networks share is refused by the engine ("network X is ambiguous"):
+ * find them with docker_networks_find and inspect each by id. */
 int docker_network_inspect(struct docker_client *c, const char *name_or_id,
                            struct docker_network *out, docker_done_fn cb, void *data,
                            struct orch_error *err);
 int docker_networks_list(struct docker_client *c, const char *const *labels, size_t n_labels,
                          struct docker_network_list *out, docker_done_fn cb, void *data,
                          struct orch_error *err);
+
+/* What docker_networks_find selects; every field is optional (all empty = every network). */
+struct docker_network_filter {
+    const char *name;          /* exact name, e.g. "orch-shop"; NULL = any */
+    const char *const *labels; /* all must match: "orch.app=shop", "orch.state=ID" or a key */
+    size_t n_labels;
+};
+/* GET /networks filtered by name and labels. The engine matches names by substring; the answer
+ * is filtered again here, so *out holds only networks called exactly f->name (in the engine's
+ * order; no "Containers": inspect each by id for those). */
+int docker_networks_find(struct docker_client *c, const struct docker_network_filter *f,
+                         struct docker_network_list *out, docker_done_fn cb, void *data,
+                         struct orch_error *err);
+
+/* DELETE /networks/{name_or_id}. 404 (ORCH_E_NOTFOUND) when gone; a network still in use is
+ * ORCH_E_DOCKER (403 from the engine). */
 int docker_network_remove(struct docker_client *c, const char *name_or_id, docker_done_fn cb,
                           void *data, struct orch_error *err);
+/* As docker_network_remove, but only by full id (64 hex digits; anything else is
+ * ORCH_E_INVALID at the call): removing one of two networks that share a name must not
+ * depend on which one the engine resolves the name to. */
+int docker_network_remove_id(struct docker_client *c, const char *id, docker_done_fn cb, void *data,
+                             struct orch_error *err);
 
 /* Creating an existing volume succeeds and changes nothing (the engine's behaviour). */
 int docker_volume_create(struct docker_client *c, const char *name, const struct docker_kvs *labels,

@@ -298,6 +298,11 @@ char *docker_url_escape(const char *s, bool keep_path_chars)
 
 char *docker_label_filter(const char *const *labels, size_t n)
 {
+    return docker_name_label_filter(NULL, labels, n);
+}
+
+char *docker_name_label_filter(const char *name, const char *const *labels, size_t n)
+{
     _cleanup_json_ json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
         json_t *s = json_string(labels[i]);
@@ -305,6 +310,9 @@ char *docker_label_filter(const char *const *labels, size_t n)
             json_array_append_new(arr, s);
     }
     _cleanup_json_ json_t *root = json_pack("{s:O}", "label", arr);
+    json_t *jn = name != NULL ? json_string(name) : NULL;
+    if (jn != NULL)
+        json_object_set_new(root, "name", json_pack("[o]", jn));
     char *text = json_dumps(root, JSON_COMPACT);
     char *escaped = docker_url_escape(text ? text : "{}", false);
     free(text);
@@ -823,6 +831,45 @@ void docker_image_info_free(struct docker_image_info *ii)
     *ii = (struct docker_image_info){0};
 }
 
+static int endpoint_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct docker_network_endpoint *)a)->id,
+                  ((const struct docker_network_endpoint *)b)->id);
+}
+
+/* "Containers": {"<id>": {"Name": ..., "IPv4Address": ...}, ...}; absent, null or {} = none. */
+static int parse_network_containers(json_t *j, struct docker_network *n, struct orch_error *err)
+{
+    const char *w = "network Containers";
+    json_t *m, *v;
+    const char *id;
+    int r = get_container(j, "Containers", false, &m, "network", err);
+    if (r < 0 || m == NULL)
+        return r;
+    n->containers = orch_xcalloc(json_object_size(m) + 1, sizeof(*n->containers));
+    json_object_foreach(m, id, v)
+    {
+        if (id[0] == '\0')
+            return orch_fail(err, ORCH_E_DOCKER, 0, "%s: empty container id", w);
+        struct docker_network_endpoint *e = &n->containers[n->n_containers++];
+        e->id = orch_xstrdup(id);
+        char *name = NULL;
+        if ((r = want_object(v, w, err)) < 0 ||
+            (r = get_str(v, "Name", false, &name, w, err)) < 0 ||
+            (r = get_str(v, "IPv4Address", false, &e->ipv4, w, err)) < 0)
+            return r;
+        e->name = orch_xstrdup(name && name[0] == '/' ? name + 1 : name);
+        free(name);
+        if (e->ipv4 != NULL && e->ipv4[0] == '\0') {
+            free(e->ipv4);
+            e->ipv4 = NULL;
+        }
+    }
+    if (n->n_containers > 1)
+        qsort(n->containers, n->n_containers, sizeof(*n->containers), endpoint_cmp);
+    return 0;
+}
+
 static int parse_network_obj(json_t *j, struct docker_network *n, struct orch_error *err)
 {
     const char *w = "network";
@@ -830,7 +877,9 @@ static int parse_network_obj(json_t *j, struct docker_network *n, struct orch_er
     if ((r = want_object(j, w, err)) < 0 || (r = get_str(j, "Id", true, &n->id, w, err)) < 0 ||
         (r = get_str(j, "Name", true, &n->name, w, err)) < 0 ||
         (r = get_str(j, "Driver", false, &n->driver, w, err)) < 0 ||
-        (r = get_labels(j, "Labels", &n->labels, w, err)) < 0)
+        (r = get_str(j, "Created", false, &n->created, w, err)) < 0 ||
+        (r = get_labels(j, "Labels", &n->labels, w, err)) < 0 ||
+        (r = parse_network_containers(j, n, err)) < 0)
         return r;
     return 0;
 }
@@ -857,7 +906,14 @@ void docker_network_free(struct docker_network *n)
     free(n->id);
     free(n->name);
     free(n->driver);
+    free(n->created);
     docker_kvs_free(&n->labels);
+    for (size_t i = 0; i < n->n_containers; i++) {
+        free(n->containers[i].id);
+        free(n->containers[i].name);
+        free(n->containers[i].ipv4);
+    }
+    free(n->containers);
     *n = (struct docker_network){0};
 }
 
@@ -892,6 +948,21 @@ void docker_network_list_free(struct docker_network_list *l)
         docker_network_free(&l->v[i]);
     free(l->v);
     *l = (struct docker_network_list){0};
+}
+
+size_t docker_network_list_keep_name(struct docker_network_list *l, const char *name)
+{
+    if (name == NULL)
+        return l->n;
+    size_t kept = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        if (l->v[i].name != NULL && strcmp(l->v[i].name, name) == 0)
+            l->v[kept++] = l->v[i];
+        else
+            docker_network_free(&l->v[i]);
+    }
+    l->n = kept;
+    return kept;
 }
 
 int docker_json_parse_volume_names(const char *body, size_t len, struct orch_strv *out,

@@ -83,7 +83,8 @@ int docker_json_exec_create(const struct orch_strv *cmd, char **out, struct orch
 /* POST /exec/{id}/start body: {"Detach": true, "Tty": false}. Never fails. */
 char *docker_json_exec_start(void);
 
-/* POST /networks/create body: a bridge network with labels, refusing duplicates. */
+/* POST /networks/create body: a bridge network with labels, refusing duplicates (as far as
+ * the engine can: two creates at once may still both succeed). */
 int docker_json_network_create(const char *name, const struct docker_kvs *labels, char **out,
                                struct orch_error *err);
 /* POST /volumes/create body: local driver with labels. */
@@ -99,6 +100,9 @@ char *docker_url_escape(const char *s, bool keep_path_chars);
 /* New: the URL-encoded value of a `filters` parameter selecting containers (or networks,
  * volumes) that carry every label in `labels` ("orch.app=shop" or just "orch.app"). */
 char *docker_label_filter(const char *const *labels, size_t n);
+/* New: as docker_label_filter, plus {"name": [name]} when name is not NULL (a substring match
+ * on the engine's side: see docker_network_list_keep_name). */
+char *docker_name_label_filter(const char *name, const char *const *labels, size_t n);
 
 /* ---- responses ---------------------------------------------------------------------------- */
 
@@ -204,12 +208,24 @@ int docker_json_parse_image_info(const char *body, size_t len, struct docker_ima
                                  struct orch_error *err);
 void docker_image_info_free(struct docker_image_info *ii);
 
+/* A container attached to a network ("Containers" of GET /networks/{id}: running containers
+ * have an endpoint there, created or stopped ones do not). */
+struct docker_network_endpoint {
+    char *id;   /* the container's full id */
+    char *name; /* its name, without '/' */
+    char *ipv4; /* "172.18.0.2/16"; NULL when none */
+};
+
 /* GET /networks/{id} and each element of GET /networks. */
 struct docker_network {
     char *id;
     char *name;
     char *driver;
+    char *created; /* "Created" as the engine wrote it (RFC 3339, nanoseconds); NULL if absent */
     struct docker_kvs labels;
+    /* GET /networks/{id} only (the list leaves "Containers" empty): sorted by id. */
+    struct docker_network_endpoint *containers;
+    size_t n_containers;
 };
 int docker_json_parse_network(const char *body, size_t len, struct docker_network *out,
                               struct orch_error *err);
@@ -221,6 +237,11 @@ struct docker_network_list {
 int docker_json_parse_network_list(const char *body, size_t len, struct docker_network_list *out,
                                    struct orch_error *err);
 void docker_network_list_free(struct docker_network_list *l);
+/* Keeps only the networks called exactly name (all when name is NULL), in order; returns how
+ * many remain. The engine's
+ * `name` filter matches substrings ("orch-shop" also finds "orch-shop2"), so a lookup by name
+ * filters its answer again with this. */
+size_t docker_network_list_keep_name(struct docker_network_list *l, const char *name);
 
 /* GET /volumes: {"Volumes": [{"Name": ...}, ...]} -> the names, into *out (appended). */
 int docker_json_parse_volume_names(const char *body, size_t len, struct orch_strv *out,

@@ -2,7 +2,7 @@
 /* The client's I/O behaviour against a scripted fake engine on a unix socket, served from the
  * same libuv loop: negotiation, retries (and the lack of them for creates), status mapping,
  * size and time limits, streams, concurrency, close with requests pending, unreachable
- * endpoints. The real engine is exercised by tests/docker/test_docker_engine.c. */
+ * endpoints. The real engine is exercised by tests/engine/test_docker_engine.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -519,6 +519,128 @@ static void test_statuses_and_limits(void **state)
     env_stop(&e);
 }
 
+/* ---- networks: exact names, removal by id, owned creation ---------------------------------- */
+
+#define NET_ID "9c2ab1dc1c6c37cee828b5b13678fb5a4e0d7c94c4b80d93576e98d8870b6d85"
+#define NET_ID2 "0000000000000000000000000000000000000000000000000000000000000002"
+
+static char net_create_body[512];
+
+static void route_networks(struct fake *f, const char *method, const char *path, const char *body,
+                           struct fake_reply *out)
+{
+    if (strcmp(method, "GET") == 0 &&
+        (strcmp(path, "/v1.41/networks") == 0 || strncmp(path, "/v1.41/networks?", 16) == 0)) {
+        /* The engine's name filter is a substring match: it answers the neighbours too. */
+        out->body = "[{\"Id\":\"" NET_ID "\",\"Name\":\"orch-shop\",\"Containers\":{},"
+                    "\"Labels\":{\"orch.app\":\"shop\",\"orch.state\":\"s1\"}},"
+                    "{\"Id\":\"" NET_ID2 "\",\"Name\":\"orch-shop\","
+                    "\"Labels\":{\"orch.app\":\"shop\"}},"
+                    "{\"Id\":\"n3\",\"Name\":\"orch-shop-2\",\"Labels\":{}}]";
+    } else if (strcmp(method, "GET") == 0 && strcmp(path, "/v1.41/networks/" NET_ID) == 0) {
+        out->body = "{\"Id\":\"" NET_ID "\",\"Name\":\"orch-shop\",\"Containers\":{"
+                    "\"c1\":{\"Name\":\"shop-web-1\",\"IPv4Address\":\"172.18.0.2/16\"}}}";
+    } else if (strcmp(method, "POST") == 0 && strcmp(path, "/v1.41/networks/create") == 0) {
+        snprintf(net_create_body, sizeof(net_create_body), "%s", body ? body : "");
+        out->status = 201;
+        out->body = "{\"Id\":\"" NET_ID "\",\"Warning\":\"\"}";
+    } else if (strcmp(method, "DELETE") == 0 && strcmp(path, "/v1.41/networks/" NET_ID2) == 0) {
+        out->status = 403;
+        out->body = "{\"message\":\"error while removing network: network orch-shop id " NET_ID2
+                    " has active endpoints\"}";
+    } else if (strcmp(method, "DELETE") == 0) {
+        out->status = 204;
+    }
+}
+
+static void test_networks(void **state)
+{
+    (void)state;
+    struct env e;
+    struct docker_sync s[5] = {0};
+    struct orch_error err = {0};
+    struct docker_network_list found, all;
+    struct docker_network net;
+    char *id = NULL;
+    const char *labels[] = {"orch.app=shop"};
+
+    env_start(&e, route_networks, NULL, NULL);
+    struct docker_network_filter by_name = {.name = "orch-shop", .labels = labels, .n_labels = 1};
+    assert_int_equal(
+        docker_networks_find(e.client, &by_name, &found, docker_sync_done, &s[0], &err), 0);
+    struct docker_network_filter any = {0};
+    assert_int_equal(docker_networks_find(e.client, &any, &all, docker_sync_done, &s[1], &err), 0);
+    assert_int_equal(docker_network_inspect(e.client, NET_ID, &net, docker_sync_done, &s[2], &err),
+                     0);
+    assert_int_equal(docker_app_network_create(e.client, "orch-shop", "shop", "s1", &id,
+                                               docker_sync_done, &s[3], &err),
+                     0);
+    assert_int_equal(docker_network_remove_id(e.client, NET_ID, docker_sync_done, &s[4], &err), 0);
+    assert_int_equal(docker_sync_wait(e.client, s, 5, &err), 0);
+
+    /* Both duplicates, not the neighbour the substring filter let through. */
+    assert_int_equal(found.n, 2);
+    assert_string_equal(found.v[0].id, NET_ID);
+    assert_string_equal(docker_kvs_get(&found.v[0].labels, "orch.state"), "s1");
+    assert_string_equal(found.v[1].id, NET_ID2);
+    assert_null(docker_kvs_get(&found.v[1].labels, "orch.state"));
+    assert_int_equal(fake_count(&e.fake,
+                                "GET /v1.41/networks?filters=%7B%22label%22%3A%5B%22orch."
+                                "app%3Dshop%22%5D%2C%22name%22%3A%5B%22orch-shop%22%5D%7D"),
+                     1);
+    assert_int_equal(all.n, 3);                                      /* no name: nothing filtered */
+    assert_int_equal(fake_count(&e.fake, "GET /v1.41/networks"), 3); /* 2 lists, 1 inspect */
+    assert_int_equal(fake_count(&e.fake, "GET /v1.41/networks?filters="), 1);
+    assert_int_equal(fake_count(&e.fake, "GET /v1.41/networks?filters=%7B%22label%22%3A%5B%5D%7D"),
+                     0);
+    /* The containers attached, from inspect. */
+    assert_int_equal(net.n_containers, 1);
+    assert_string_equal(net.containers[0].id, "c1");
+    assert_string_equal(net.containers[0].name, "shop-web-1");
+    /* Created with both owner labels, once (never resent). */
+    assert_string_equal(id, NET_ID);
+    assert_non_null(strstr(net_create_body, "\"Name\":\"orch-shop\""));
+    assert_non_null(strstr(net_create_body, "\"orch.app\":\"shop\""));
+    assert_non_null(strstr(net_create_body, "\"orch.state\":\"s1\""));
+    assert_int_equal(fake_count(&e.fake, "POST /v1.41/networks/create"), 1);
+    assert_int_equal(fake_count(&e.fake, "DELETE /v1.41/networks/" NET_ID), 1);
+    docker_network_list_free(&found);
+    docker_network_list_free(&all);
+    docker_network_free(&net);
+    free(id);
+    id = NULL;
+
+    /* A network still in use is a refusal, not "not found". */
+    memset(s, 0, sizeof(s));
+    assert_int_equal(docker_network_remove_id(e.client, NET_ID2, docker_sync_done, &s[0], &err), 0);
+    assert_int_equal(docker_sync_wait(e.client, s, 1, &err), -ORCH_E_DOCKER);
+    assert_non_null(strstr(err.msg, "active endpoints"));
+
+    /* Refused before anything is sent: a name or a short id where the full id is needed, an
+     * empty name, an app network without its app. */
+    struct docker_sync never = {0};
+    size_t seen = e.fake.seen.n;
+    assert_int_equal(
+        docker_network_remove_id(e.client, "orch-shop", docker_sync_done, &never, &err),
+        -ORCH_E_INVALID);
+    assert_non_null(strstr(err.msg, "not a full network id"));
+    assert_int_equal(
+        docker_network_remove_id(e.client, "9c2ab1dc1c6c", docker_sync_done, &never, &err),
+        -ORCH_E_INVALID);
+    assert_int_equal(docker_network_remove_id(e.client, NULL, docker_sync_done, &never, &err),
+                     -ORCH_E_INVALID);
+    struct docker_network_filter empty = {.name = ""};
+    assert_int_equal(docker_networks_find(e.client, &empty, &found, docker_sync_done, &never, &err),
+                     -ORCH_E_INVALID);
+    assert_int_equal(docker_app_network_create(e.client, "orch-shop", "", "s1", &id,
+                                               docker_sync_done, &never, &err),
+                     -ORCH_E_INVALID);
+    uv_run(&e.loop, UV_RUN_NOWAIT);
+    assert_false(never.done);
+    assert_int_equal(e.fake.seen.n, seen);
+    env_stop(&e);
+}
+
 /* ---- concurrency and close ---------------------------------------------------------------- */
 
 static void route_slow_ok(struct fake *f, const char *method, const char *path, const char *body,
@@ -769,9 +891,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_negotiation),         cmocka_unit_test(test_retries),
-        cmocka_unit_test(test_statuses_and_limits), cmocka_unit_test(test_concurrency),
-        cmocka_unit_test(test_close_pending),       cmocka_unit_test(test_events_stream),
-        cmocka_unit_test(test_unreachable),
+        cmocka_unit_test(test_statuses_and_limits), cmocka_unit_test(test_networks),
+        cmocka_unit_test(test_concurrency),         cmocka_unit_test(test_close_pending),
+        cmocka_unit_test(test_events_stream),       cmocka_unit_test(test_unreachable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,23 +12,7 @@
 #include <string.h>
 
 #include "docker/docker_json.h"
-
-static char *read_fixture(const char *name, size_t *len)
-{
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/%s", DOCKER_FIXTURES, name);
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        fail_msg("cannot open fixture %s", path);
-    struct orch_buf b = {0};
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        orch_buf_append(&b, chunk, n);
-    fclose(f);
-    *len = b.len;
-    return orch_buf_steal(&b);
-}
+#include "support/test_fixture.h"
 
 static void assert_json_eq(const char *got, const char *want)
 {
@@ -274,6 +258,76 @@ static void test_other_bodies(void **state)
     docker_kvs_free(&labels);
 }
 
+/* ---- networks: containers, exact names ---------------------------------------------------- */
+
+static void test_network_containers_and_names(void **state)
+{
+    (void)state;
+    struct orch_error err = {0};
+    struct docker_network n;
+    /* Containers sorted by id; a leading '/' dropped; an empty address is none; null or {}
+     * is no container; a wrong shape is an error naming the field. */
+    static const char body[] = "{\"Id\":\"n1\",\"Name\":\"orch-shop\",\"Containers\":{"
+                               "\"bb\":{\"Name\":\"/shop-web-2\",\"IPv4Address\":\"\"},"
+                               "\"aa\":{\"Name\":\"shop-web-1\",\"IPv4Address\":\"10.0.0.2/24\"}}}";
+    assert_int_equal(docker_json_parse_network(body, strlen(body), &n, &err), 0);
+    assert_int_equal(n.n_containers, 2);
+    assert_string_equal(n.containers[0].id, "aa");
+    assert_string_equal(n.containers[0].name, "shop-web-1");
+    assert_string_equal(n.containers[0].ipv4, "10.0.0.2/24");
+    assert_string_equal(n.containers[1].name, "shop-web-2");
+    assert_null(n.containers[1].ipv4);
+    assert_null(n.created);
+    docker_network_free(&n);
+    static const char *const none[] = {"{\"Id\":\"n1\",\"Name\":\"x\",\"Containers\":null}",
+                                       "{\"Id\":\"n1\",\"Name\":\"x\",\"Containers\":{}}",
+                                       "{\"Id\":\"n1\",\"Name\":\"x\"}"};
+    for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++) {
+        assert_int_equal(docker_json_parse_network(none[i], strlen(none[i]), &n, &err), 0);
+        assert_int_equal(n.n_containers, 0);
+        docker_network_free(&n);
+    }
+    static const char *const bad[] = {
+        "{\"Id\":\"n1\",\"Name\":\"x\",\"Containers\":[]}",
+        "{\"Id\":\"n1\",\"Name\":\"x\",\"Containers\":{\"aa\":1}}",
+        "{\"Id\":\"n1\",\"Name\":\"x\",\"Containers\":{\"aa\":{\"Name\":1}}}",
+        "{\"Id\":\"n1\",\"Name\":\"x\",\"Containers\":{\"\":{}}}",
+        "{\"Id\":\"n1\",\"Name\":\"x\",\"Created\":5}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(docker_json_parse_network(bad[i], strlen(bad[i]), &n, &err),
+                         -ORCH_E_DOCKER);
+        assert_null(n.id); /* untouched on failure */
+    }
+
+    /* The engine's name filter matches substrings: only the exact name is kept. */
+    static const char list[] = "[{\"Id\":\"1\",\"Name\":\"orch-shop2\"},"
+                               "{\"Id\":\"2\",\"Name\":\"orch-shop\"},"
+                               "{\"Id\":\"3\",\"Name\":\"xorch-shop\"},"
+                               "{\"Id\":\"4\",\"Name\":\"orch-shop\"}]";
+    struct docker_network_list nl;
+    assert_int_equal(docker_json_parse_network_list(list, strlen(list), &nl, &err), 0);
+    assert_int_equal(docker_network_list_keep_name(&nl, NULL), 4);
+    assert_int_equal(docker_network_list_keep_name(&nl, "orch-shop"), 2);
+    assert_string_equal(nl.v[0].id, "2");
+    assert_string_equal(nl.v[1].id, "4");
+    assert_int_equal(docker_network_list_keep_name(&nl, "orch-shop3"), 0);
+    docker_network_list_free(&nl);
+
+    /* Name and labels in one `filters` value. */
+    const char *labels[] = {"orch.app=shop", "orch.state=s1"};
+    char *f = docker_name_label_filter("orch-shop", labels, 2);
+    char *want = docker_url_escape(
+        "{\"label\":[\"orch.app=shop\",\"orch.state=s1\"],\"name\":[\"orch-shop\"]}", false);
+    assert_string_equal(f, want);
+    free(f);
+    free(want);
+    f = docker_name_label_filter(NULL, labels, 1);
+    char *g = docker_label_filter(labels, 1);
+    assert_string_equal(f, g);
+    free(f);
+    free(g);
+}
+
 /* ---- escaping ----------------------------------------------------------------------------- */
 
 static void test_escape_and_filters(void **state)
@@ -411,7 +465,7 @@ static void test_parse_container_list_fixture(void **state)
 {
     (void)state;
     size_t len;
-    char *body = read_fixture("container_list.json", &len);
+    char *body = test_fixture_read_in(DOCKER_FIXTURES, "container_list.json", &len);
     struct docker_container_list l;
     struct orch_error err = {0};
     assert_int_equal(docker_json_parse_container_list(body, len, &l, &err), 0);
@@ -446,7 +500,7 @@ static void test_parse_inspect_fixtures(void **state)
 {
     (void)state;
     size_t len;
-    char *body = read_fixture("container_inspect_running.json", &len);
+    char *body = test_fixture_read_in(DOCKER_FIXTURES, "container_inspect_running.json", &len);
     struct docker_container_info ci;
     struct orch_error err = {0};
 
@@ -474,7 +528,7 @@ static void test_parse_inspect_fixtures(void **state)
     docker_container_info_free(&ci);
     free(body);
 
-    body = read_fixture("container_inspect_exited.json", &len);
+    body = test_fixture_read_in(DOCKER_FIXTURES, "container_inspect_exited.json", &len);
     assert_int_equal(docker_json_parse_container_info(body, len, &ci, &err), 0);
     assert_string_equal(ci.status, "exited");
     assert_false(ci.running);
@@ -483,7 +537,7 @@ static void test_parse_inspect_fixtures(void **state)
     docker_container_info_free(&ci);
     free(body);
 
-    body = read_fixture("container_inspect_unhealthy.json", &len);
+    body = test_fixture_read_in(DOCKER_FIXTURES, "container_inspect_unhealthy.json", &len);
     assert_int_equal(docker_json_parse_container_info(body, len, &ci, &err), 0);
     assert_string_equal(ci.health, "unhealthy");
     assert_int_equal(ci.exit_code, 137);
@@ -511,7 +565,7 @@ static void test_parse_small_answers(void **state)
     (void)state;
     size_t len;
     struct orch_error err = {0};
-    char *body = read_fixture("image_inspect.json", &len);
+    char *body = test_fixture_read_in(DOCKER_FIXTURES, "image_inspect.json", &len);
     struct docker_image_info ii;
     assert_int_equal(docker_json_parse_image_info(body, len, &ii, &err), 0);
     assert_string_equal(ii.id,
@@ -521,25 +575,32 @@ static void test_parse_small_answers(void **state)
     docker_image_info_free(&ii);
     free(body);
 
-    body = read_fixture("network_inspect.json", &len);
+    body = test_fixture_read_in(DOCKER_FIXTURES, "network_inspect.json", &len);
     struct docker_network n;
     assert_int_equal(docker_json_parse_network(body, len, &n, &err), 0);
     assert_string_equal(n.name, "orch-fixt");
     assert_string_equal(n.driver, "bridge");
     assert_string_equal(docker_kvs_get(&n.labels, "orch.app"), "fixt");
     assert_int_equal(strlen(n.id), 64);
+    assert_string_equal(n.created, "2026-11-27T01:53:51.448148825Z");
+    assert_int_equal(n.n_containers, 1);
+    assert_string_equal(n.containers[0].id,
+                        "ea0404f7023c165beae1f8fe9a580c00841b1bd9fa1c3f5b522cd1db6cbb2a49");
+    assert_string_equal(n.containers[0].name, "fixt-web-1");
+    assert_string_equal(n.containers[0].ipv4, "172.18.0.2/16");
     docker_network_free(&n);
     free(body);
 
-    body = read_fixture("network_list.json", &len);
+    body = test_fixture_read_in(DOCKER_FIXTURES, "network_list.json", &len);
     struct docker_network_list nl;
     assert_int_equal(docker_json_parse_network_list(body, len, &nl, &err), 0);
     assert_int_equal(nl.n, 1);
     assert_string_equal(nl.v[0].name, "orch-fixt");
+    assert_int_equal(nl.v[0].n_containers, 0); /* the list leaves "Containers" empty */
     docker_network_list_free(&nl);
     free(body);
 
-    body = read_fixture("exec_inspect.json", &len);
+    body = test_fixture_read_in(DOCKER_FIXTURES, "exec_inspect.json", &len);
     struct docker_exec_info ei;
     assert_int_equal(docker_json_parse_exec_info(body, len, &ei, &err), 0);
     assert_false(ei.running);
@@ -550,7 +611,7 @@ static void test_parse_small_answers(void **state)
     docker_exec_info_free(&ei);
     free(body);
 
-    body = read_fixture("volume_list.json", &len);
+    body = test_fixture_read_in(DOCKER_FIXTURES, "volume_list.json", &len);
     struct orch_strv vols = {0};
     assert_int_equal(docker_json_parse_volume_names(body, len, &vols, &err), 0);
     assert_int_equal(vols.n, 1);
@@ -601,7 +662,7 @@ static void test_events_stream(void **state)
 {
     (void)state;
     size_t len;
-    char *body = read_fixture("events.jsonl", &len);
+    char *body = test_fixture_read_in(DOCKER_FIXTURES, "events.jsonl", &len);
     struct orch_error err = {0};
 
     /* Fed in awkward chunk sizes, the stream still yields exactly the four events. */
@@ -945,6 +1006,7 @@ int main(void)
         cmocka_unit_test(test_container_create_body),
         cmocka_unit_test(test_container_create_invalid),
         cmocka_unit_test(test_other_bodies),
+        cmocka_unit_test(test_network_containers_and_names),
         cmocka_unit_test(test_escape_and_filters),
         cmocka_unit_test(test_api_version),
         cmocka_unit_test(test_status_to_error),

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "ops_internal.h"
-#include "reconcile/daemon.h"
+#include "store/store.h"
 #include "reconcile/reconcile.h"
 
 bool ops_no_converge(void)
@@ -26,7 +26,7 @@ enum ops_driver ops_who_drives(const struct ops_ctx *ctx, long *pid_out)
     if (ops_no_converge())
         return OPS_DRIVER_RECORD_ONLY;
     pid_t pid = 0;
-    if (!daemon_is_running(ctx->state_dir, &pid))
+    if (!store_daemon_running(ctx->state_dir, &pid))
         return OPS_DRIVER_EMBEDDED;
     if (pid_out != NULL)
         *pid_out = (long)pid;

@@ -88,6 +88,24 @@ size_t reconcile_run_endpoints(const struct reconcile_run *run, struct registry_
                                size_t cap);
 size_t reconcile_run_endpoint_count(const struct reconcile_run *run);
 
+/* The app's services in the desired state as of the last pass, for the DNS registry (their
+ * names answer NODATA while no instance is healthy, even with none at all): fills out[0..cap)
+ * with views borrowed from the run (valid until its next pass or free) and returns how many;
+ * reconcile_run_service_count says how many there are. */
+struct registry_service;
+size_t reconcile_run_services(const struct reconcile_run *run, struct registry_service *out,
+                              size_t cap);
+size_t reconcile_run_service_count(const struct reconcile_run *run);
+
+/* The app's services in the desired state as of the last pass, for the DNS registry (their
+ * names answer NODATA while no instance is healthy, even with none at all): fills out[0..cap)
+ * with views borrowed from the run (valid until its next pass or free) and returns how many;
+ * reconcile_run_service_count says how many there are. */
+struct registry_service;
+size_t reconcile_run_services(const struct reconcile_run *run, struct registry_service *out,
+                              size_t cap);
+size_t reconcile_run_service_count(const struct reconcile_run *run);
+
 /* True when the last pass found no desired service and no container of the app. */
 bool reconcile_run_is_empty(const struct reconcile_run *run);
 
@@ -132,10 +150,18 @@ struct reconcile_service_status {
     int updated;
     struct reconcile_instance *instances;
     size_t n_instances;
+    bool daemon_view;    /* a daemon runs on the state dir: the health of the instances it
+                            judges is its probes' verdict (the others were probed once) */
+    char *replaced;      /* why the daemon last replaced an instance ("exited", "dead",
+                            "unhealthy"), "" when it never did or no daemon ever ran */
+    int64_t replaced_ms; /* when (wall clock ms), 0 for never */
 };
 
 /* Lists the containers of every app (app NULL) or one app and counts them per service of the
- * store. Services that exist only as containers are not listed. */
+ * store. Services that exist only as containers are not listed. Health: with a daemon running
+ * on the state dir (store_daemon_running), the verdicts it published to the store; without one,
+ * or for instances it has not judged yet, one probe of each running instance (bounded by the
+ * longest probe timeout). The same call serves both cases, so callers need not know which. */
 int reconcile_observe(struct reconciler *r, const char *app, struct reconcile_service_status **out,
                       size_t *n, struct orch_error *err);
 void reconcile_status_free(struct reconcile_service_status *v, size_t n);

@@ -1,7 +1,8 @@
 /* The DNS listener: UDP (recvmmsg in, sendmmsg out, so a busy socket costs a few system calls
- * per batch rather than three per query) and TCP (2-byte framing, bounded buffers, idle
- * timeout, connection cap) on the caller's loop. It owns its handles and the current registry;
- * what to answer is registry_answer()'s business, never this file's. */
+ * per batch rather than three per query) and TCP (2-byte framing, bounded buffers, a deadline
+ * per query, connection bounds in all and per source with eviction of the oldest idle one) on
+ * the caller's loop. It owns its handles and the current registry; what to answer is
+ * registry_answer()'s business, never this file's. */
 #define _GNU_SOURCE
 #include "registry/dns_server.h"
 
@@ -21,6 +22,9 @@
     (256 * 1024) /* answer bytes queued on one connection before reads pause                       \
                   */
 #define TCP_BACKLOG 128
+#define TCP_DEFAULT_MAX_CONNS 128
+#define TCP_DEFAULT_PER_SOURCE 16
+#define TCP_DEFAULT_DEADLINE_MS 5000
 
 struct udp_out {
     size_t len;
@@ -31,9 +35,11 @@ struct udp_out {
 
 struct tcp_conn {
     uv_tcp_t tcp;
-    uv_timer_t idle;
+    uv_timer_t deadline; /* the next query must be whole by then */
     struct dns_server *srv;
     struct tcp_conn *prev, *next;
+    struct sockaddr_storage peer; /* family 0: unknown */
+    uint64_t seq; /* stamped at accept and at each answer: the lowest has waited longest */
     int open_handles;
     bool closing;
     bool reading;
@@ -62,8 +68,9 @@ struct dns_server {
     uv_tcp_t tcp;
     struct registry *reg;
     size_t max_udp;
-    unsigned max_conns;
-    uint64_t idle_ms;
+    unsigned max_conns, max_per_source;
+    uint64_t deadline_ms;
+    uint64_t seq;
     int port;
     struct dns_server_stats stats;
 
@@ -114,7 +121,6 @@ static void on_conn_handle_closed(uv_handle_t *h)
         srv->conns = c->next;
     if (c->next != NULL)
         c->next->prev = c->prev;
-    srv->stats.tcp_conns--;
     free(c);
     if (srv->closing && srv->open_handles == 0 && srv->conns == NULL)
         server_release(srv);
@@ -125,8 +131,9 @@ static void conn_close(struct tcp_conn *c)
     if (c->closing)
         return;
     c->closing = true;
+    c->srv->stats.tcp_conns--; /* counts the connections not closing, as the bounds do */
     uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
-    uv_close((uv_handle_t *)&c->idle, on_conn_handle_closed);
+    uv_close((uv_handle_t *)&c->deadline, on_conn_handle_closed);
 }
 
 void dns_server_close(struct dns_server *srv, void (*cb)(void *data), void *data)
@@ -256,9 +263,18 @@ static void on_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
 
 /* ---- TCP ---- */
 
-static void on_conn_idle(uv_timer_t *t)
+static void on_conn_deadline(uv_timer_t *t)
 {
-    conn_close(t->data);
+    struct tcp_conn *c = t->data;
+    c->srv->stats.tcp_timed_out++;
+    conn_close(c);
+}
+
+/* The next query is due within the deadline from now (the connection or an answer). */
+static void conn_rearm(struct tcp_conn *c)
+{
+    c->seq = ++c->srv->seq;
+    uv_timer_start(&c->deadline, on_conn_deadline, c->srv->deadline_ms, 0);
 }
 
 static void on_tcp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -281,8 +297,10 @@ static void on_tcp_written(uv_write_t *req, int status)
         return;
     }
     if (!c->closing && !c->reading && c->pending < TCP_MAX_PENDING / 2) {
-        /* The client reads its answers again: resume reading its queries. */
+        /* The client reads its answers again: resume reading its queries, which waited on us
+         * rather than on it, so their deadline starts afresh. */
         c->reading = true;
+        conn_rearm(c);
         (void)uv_read_start((uv_stream_t *)&c->tcp, on_tcp_alloc, on_tcp_read);
     }
 }
@@ -296,7 +314,10 @@ static void conn_answer(struct tcp_conn *c, const uint8_t *query, size_t len)
     size_t out_len = 0;
     if (registry_answer(srv->reg, query, len, 0, scratch + 2, REGISTRY_MAX_MESSAGE, &out_len) !=
         REGISTRY_ANSWERED) {
+        /* No readable header (0-11 bytes) or a response: over UDP it is dropped and forgotten;
+         * on a connection it would stay open doing nothing, so it is closed. */
         srv->stats.dropped++;
+        conn_close(c);
         return;
     }
     scratch[0] = (uint8_t)(out_len >> 8);
@@ -324,8 +345,8 @@ static void on_tcp_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0)
         return;
+    /* No timer is touched here: bytes that trickle in do not extend the query's deadline. */
     c->len += (size_t)nread;
-    uv_timer_again(&c->idle);
 
     /* Answer every complete frame; keep a partial one for the next read. */
     size_t pos = 0;
@@ -341,9 +362,10 @@ static void on_tcp_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         conn_answer(c, c->buf + pos + 2, flen);
         pos += 2 + flen;
     }
-    if (pos > 0) {
+    if (pos > 0 && !c->closing) {
         memmove(c->buf, c->buf + pos, c->len - pos);
         c->len -= pos;
+        conn_rearm(c);
     }
     if (!c->closing && c->pending >= TCP_MAX_PENDING) {
         /* The client does not read its answers: stop reading its queries until it does. */
@@ -352,9 +374,52 @@ static void on_tcp_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
 }
 
-static void on_reject_closed(uv_handle_t *h)
+static bool same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
-    free(h);
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    if (a->ss_family == AF_INET6)
+        return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                      &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr)) == 0;
+    return false;
+}
+
+/* Makes room for the new connection self, or says there is none: at the per-source bound the
+ * oldest idle connection from its address is evicted, at the global bound the oldest idle one of
+ * all. Idle: no answer in flight (a client trickling a query in counts as idle). Linear in the
+ * number of connections (at most max_conns), and only on accept. */
+static bool conn_make_room(struct dns_server *srv, const struct tcp_conn *self)
+{
+    unsigned others = 0, from_peer = 0;
+    struct tcp_conn *oldest = NULL, *oldest_peer = NULL;
+    for (struct tcp_conn *c = srv->conns; c != NULL; c = c->next) {
+        if (c == self || c->closing)
+            continue;
+        bool same = same_host(&c->peer, &self->peer);
+        others++;
+        from_peer += same;
+        if (c->pending > 0)
+            continue;
+        if (oldest == NULL || c->seq < oldest->seq)
+            oldest = c;
+        if (same && (oldest_peer == NULL || c->seq < oldest_peer->seq))
+            oldest_peer = c;
+    }
+    struct tcp_conn *victim = NULL;
+    if (from_peer >= srv->max_per_source)
+        victim = oldest_peer;
+    else if (others >= srv->max_conns)
+        victim = oldest;
+    else
+        return true;
+    if (victim == NULL)
+        return false;
+    srv->stats.tcp_evicted++;
+    conn_close(victim);
+    return true;
 }
 
 static void on_tcp_connection(uv_stream_t *listener, int status)
@@ -362,21 +427,13 @@ static void on_tcp_connection(uv_stream_t *listener, int status)
     struct dns_server *srv = listener->data;
     if (status < 0 || srv->closing)
         return;
-    if (srv->stats.tcp_conns >= srv->max_conns) {
-        /* Accept and close at once: left in the backlog it would only wait for a timeout. */
-        uv_tcp_t *t = orch_xmalloc(sizeof(*t));
-        uv_tcp_init(srv->loop, t);
-        (void)uv_accept(listener, (uv_stream_t *)t);
-        uv_close((uv_handle_t *)t, on_reject_closed);
-        srv->stats.tcp_rejected++;
-        return;
-    }
+    /* Accepted at once in any case: left in the backlog it would only wait for a timeout. */
     struct tcp_conn *c = orch_xcalloc(1, sizeof(*c));
     c->srv = srv;
     uv_tcp_init(srv->loop, &c->tcp);
-    uv_timer_init(srv->loop, &c->idle);
+    uv_timer_init(srv->loop, &c->deadline);
     c->tcp.data = c;
-    c->idle.data = c;
+    c->deadline.data = c;
     c->open_handles = 2;
     c->next = srv->conns;
     if (srv->conns != NULL)
@@ -387,8 +444,16 @@ static void on_tcp_connection(uv_stream_t *listener, int status)
         conn_close(c);
         return;
     }
+    int plen = sizeof(c->peer);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &plen) < 0)
+        c->peer.ss_family = 0; /* gone already: its first read fails */
+    if (!conn_make_room(srv, c)) {
+        srv->stats.tcp_rejected++;
+        conn_close(c);
+        return;
+    }
     (void)uv_tcp_nodelay(&c->tcp, 1);
-    uv_timer_start(&c->idle, on_conn_idle, srv->idle_ms, srv->idle_ms);
+    conn_rearm(c);
     c->reading = true;
     if (uv_read_start((uv_stream_t *)&c->tcp, on_tcp_alloc, on_tcp_read) < 0)
         conn_close(c);
@@ -459,8 +524,12 @@ int dns_server_start(uv_loop_t *loop, const struct dns_server_options *opt, stru
         srv->max_udp = 512;
     if (srv->max_udp > REGISTRY_MAX_UDP)
         srv->max_udp = REGISTRY_MAX_UDP;
-    srv->max_conns = opt != NULL && opt->max_tcp_conns != 0 ? opt->max_tcp_conns : 128;
-    srv->idle_ms = opt != NULL && opt->tcp_idle_ms != 0 ? opt->tcp_idle_ms : 10000;
+    srv->max_conns =
+        opt != NULL && opt->max_tcp_conns != 0 ? opt->max_tcp_conns : TCP_DEFAULT_MAX_CONNS;
+    srv->max_per_source = opt != NULL && opt->max_tcp_per_source != 0 ? opt->max_tcp_per_source
+                                                                      : TCP_DEFAULT_PER_SOURCE;
+    srv->deadline_ms =
+        opt != NULL && opt->tcp_idle_ms != 0 ? opt->tcp_idle_ms : TCP_DEFAULT_DEADLINE_MS;
     srv->udp_in_len = (size_t)UDP_DGRAM_SLOT * UDP_BATCH;
     srv->udp_in = orch_xmalloc(srv->udp_in_len);
     srv->udp_out = orch_xcalloc(UDP_BATCH, sizeof(*srv->udp_out));

@@ -30,21 +30,32 @@
 
 #define DNS_SERVER_DEFAULT_LISTEN "127.0.0.1:8600"
 
+/* TCP clients are held to bounds so that none can lock others out (issue 16 item 10): at most
+ * max_tcp_conns connections in all and max_tcp_per_source from one address; at either bound a new
+ * connection evicts the oldest idle one in that set (the one waiting longest for its next query
+ * with no answer in flight), and is refused only when every one of them has answers in flight.
+ * Each query must arrive whole within tcp_idle_ms of the connection or of the previous answer,
+ * however slowly its bytes trickle in. A whole frame that is not a query with a readable header
+ * (0-11 bytes, a response) closes the connection; a malformed query with a header gets FORMERR.
+ * UDP is served the same whatever TCP clients do. */
 struct dns_server_options {
     /* "IPV4:PORT" or "[IPV6]:PORT"; NULL: DNS_SERVER_DEFAULT_LISTEN. Port 0 picks a free port
      * (the same for UDP and TCP); dns_server_port() tells which. */
     const char *listen;
-    size_t max_udp;         /* largest UDP answer (512..4096); 0: REGISTRY_MAX_UDP */
-    unsigned max_tcp_conns; /* open TCP connections; more are accepted and closed; 0: 128 */
-    uint64_t tcp_idle_ms;   /* a TCP connection silent this long is closed; 0: 10000 */
+    size_t max_udp;              /* largest UDP answer (512..4096); 0: REGISTRY_MAX_UDP */
+    unsigned max_tcp_conns;      /* open TCP connections in all; 0: 128 */
+    unsigned max_tcp_per_source; /* open TCP connections from one address; 0: 16 */
+    uint64_t tcp_idle_ms;        /* the deadline of each query (see above); 0: 5000 */
 };
 
 struct dns_server_stats {
     uint64_t udp_queries, tcp_queries;
-    uint64_t dropped;      /* not answered: malformed beyond an id, responses, send failures */
-    uint64_t truncated;    /* answered with TC set */
-    uint64_t tcp_rejected; /* connections closed at once: max_tcp_conns reached */
-    unsigned tcp_conns;    /* open now */
+    uint64_t dropped;       /* not answered: malformed beyond an id, responses, send failures */
+    uint64_t truncated;     /* answered with TC set */
+    uint64_t tcp_rejected;  /* connections closed at once: a bound reached, none idle to evict */
+    uint64_t tcp_evicted;   /* idle connections closed to make room for a new one */
+    uint64_t tcp_timed_out; /* connections closed because a query did not arrive in time */
+    unsigned tcp_conns;     /* open now */
 };
 
 struct dns_server;

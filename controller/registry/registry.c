@@ -309,15 +309,37 @@ static int zone_setup(struct registry *reg, const struct registry_options *opt,
     return 0;
 }
 
+/* What a service and an instance have in common: labels for app, service and port names. what
+ * and i name the entry in messages ("instance 3", "service 0"). */
+static int names_check(const char *what, size_t i, const char *app, const char *service,
+                       const struct registry_port *ports, size_t n_ports, struct orch_error *err)
+{
+    if (app == NULL || !orch_is_dns_label(app, 63))
+        return orch_fail(err, ORCH_E_INVALID, 0, "%s %zu: app '%s' is not a DNS label", what, i,
+                         app ? app : "(null)");
+    if (service == NULL || !orch_is_dns_label(service, 63))
+        return orch_fail(err, ORCH_E_INVALID, 0, "%s %zu: service '%s' is not a DNS label", what, i,
+                         service ? service : "(null)");
+    for (size_t p = 0; p < n_ports; p++) {
+        const struct registry_port *port = &ports[p];
+        /* 62: the SRV label is the port name with a leading underscore. */
+        if (port->name == NULL || !orch_is_dns_label(port->name, 62))
+            return orch_fail(err, ORCH_E_INVALID, 0,
+                             "%s %zu (%s/%s): port name '%s' is not a DNS label", what, i, app,
+                             service, port->name ? port->name : "(null)");
+        if (port->proto != REGISTRY_TCP && port->proto != REGISTRY_UDP)
+            return orch_fail(err, ORCH_E_INVALID, 0, "%s %zu (%s/%s): port '%s': bad protocol",
+                             what, i, app, service, port->name);
+    }
+    return 0;
+}
+
 static int inst_check(const struct registry_instance *in, size_t i, char id12[13], uint32_t *addr,
                       struct orch_error *err)
 {
-    if (in->app == NULL || !orch_is_dns_label(in->app, 63))
-        return orch_fail(err, ORCH_E_INVALID, 0, "instance %zu: app '%s' is not a DNS label", i,
-                         in->app ? in->app : "(null)");
-    if (in->service == NULL || !orch_is_dns_label(in->service, 63))
-        return orch_fail(err, ORCH_E_INVALID, 0, "instance %zu: service '%s' is not a DNS label", i,
-                         in->service ? in->service : "(null)");
+    int ret = names_check("instance", i, in->app, in->service, NULL, 0, err);
+    if (ret < 0)
+        return ret;
     if (!id12_parse(in->id, id12))
         return orch_fail(err, ORCH_E_INVALID, 0,
                          "instance %zu (%s/%s): id '%s' does not start with 12 hex digits", i,
@@ -328,19 +350,7 @@ static int inst_check(const struct registry_instance *in, size_t i, char id12[13
                          "instance %zu (%s/%s): address '%s' is not an IPv4 address", i, in->app,
                          in->service, in->ipv4 ? in->ipv4 : "(null)");
     *addr = a.s_addr;
-    for (size_t p = 0; p < in->n_ports; p++) {
-        const struct registry_port *port = &in->ports[p];
-        /* 62: the SRV label is the port name with a leading underscore. */
-        if (port->name == NULL || !orch_is_dns_label(port->name, 62))
-            return orch_fail(err, ORCH_E_INVALID, 0,
-                             "instance %zu (%s/%s): port name '%s' is not a DNS label", i, in->app,
-                             in->service, port->name ? port->name : "(null)");
-        if (port->proto != REGISTRY_TCP && port->proto != REGISTRY_UDP)
-            return orch_fail(err, ORCH_E_INVALID, 0,
-                             "instance %zu (%s/%s): port '%s': bad protocol", i, in->app,
-                             in->service, port->name);
-    }
-    return 0;
+    return names_check("instance", i, in->app, in->service, in->ports, in->n_ports, err);
 }
 
 static struct reg_inst *inst_add(struct registry *reg, ldns_rdf *name, uint32_t addr)
@@ -365,6 +375,54 @@ static struct reg_inst *inst_add(struct registry *reg, ldns_rdf *name, uint32_t 
     ri->addr = addr;
     ri->a_rr = rr_new_a(name, reg->ttl, addr);
     return ri;
+}
+
+/* The nodes of one port of a service: "_PROTO.SERVICE.APP.ZONE" (empty) and
+ * "_NAME._PROTO.SERVICE.APP.ZONE", whose index goes to *pidx and name to *pname (new). */
+static bool port_nodes(struct registry *reg, const char *app, const char *service,
+                       const struct registry_port *port, size_t *pidx, ldns_rdf **pname)
+{
+    const char *proto = port->proto == REGISTRY_UDP ? "udp" : "tcp";
+    ldns_rdf *mid = name_new(reg, "_%s.%s.%s.", proto, service, app);
+    *pname = name_new(reg, "_%s._%s.%s.%s.", port->name, proto, service, app);
+    if (mid == NULL || *pname == NULL) {
+        ldns_rdf_deep_free(mid);
+        ldns_rdf_deep_free(*pname);
+        *pname = NULL;
+        return false;
+    }
+    (void)node_get(reg, mid);
+    *pidx = node_get(reg, *pname);
+    ldns_rdf_deep_free(mid);
+    return true;
+}
+
+/* A service of the desired state: its names exist (NODATA) whatever its instances. */
+static int service_index(struct registry *reg, const struct registry_service *sv, size_t i,
+                         struct orch_error *err)
+{
+    int ret = names_check("service", i, sv->app, sv->service, sv->ports, sv->n_ports, err);
+    if (ret < 0)
+        return ret;
+    ldns_rdf *app = name_new(reg, "%s.", sv->app);
+    ldns_rdf *svc = name_new(reg, "%s.%s.", sv->service, sv->app);
+    if (app != NULL && svc != NULL) {
+        (void)node_get(reg, app);
+        (void)node_get(reg, svc);
+    }
+    bool ok = app != NULL && svc != NULL;
+    ldns_rdf_deep_free(app);
+    ldns_rdf_deep_free(svc);
+    for (size_t p = 0; ok && p < sv->n_ports; p++) {
+        size_t pidx;
+        ldns_rdf *pname = NULL;
+        ok = port_nodes(reg, sv->app, sv->service, &sv->ports[p], &pidx, &pname);
+        ldns_rdf_deep_free(pname);
+    }
+    if (!ok)
+        return orch_fail(err, ORCH_E_INVALID, 0, "service %zu (%s/%s): name too long", i, sv->app,
+                         sv->service);
+    return 0;
 }
 
 static int inst_index(struct registry *reg, const struct registry_instance *in, size_t i,
@@ -401,24 +459,18 @@ static int inst_index(struct registry *reg, const struct registry_instance *in, 
 
     for (size_t p = 0; p < in->n_ports; p++) {
         const struct registry_port *port = &in->ports[p];
-        const char *proto = port->proto == REGISTRY_UDP ? "udp" : "tcp";
-        ldns_rdf *mid = name_new(reg, "_%s.%s.%s.", proto, in->service, in->app);
-        ldns_rdf *pname = name_new(reg, "_%s._%s.%s.%s.", port->name, proto, in->service, in->app);
-        if (mid == NULL || pname == NULL) {
-            ldns_rdf_deep_free(mid);
-            ldns_rdf_deep_free(pname);
+        size_t pidx;
+        ldns_rdf *pname = NULL;
+        if (!port_nodes(reg, in->app, in->service, port, &pidx, &pname)) {
             ldns_rdf_deep_free(svc);
             return orch_fail(err, ORCH_E_INVALID, 0, "instance %zu (%s/%s): name too long", i,
                              in->app, in->service);
         }
-        (void)node_get(reg, mid);
-        size_t pidx = node_get(reg, pname);
         if (ri != NULL && port->port != 0) {
             node_add_srv(reg, pidx, pname, port->port, ri);
             if (p == 0)
                 node_add_srv(reg, svc_idx, svc, port->port, ri);
         }
-        ldns_rdf_deep_free(mid);
         ldns_rdf_deep_free(pname);
     }
     ldns_rdf_deep_free(svc);
@@ -433,6 +485,8 @@ int registry_build(const struct registry_options *opt, const struct registry_ins
     struct registry *reg = orch_xcalloc(1, sizeof(*reg));
     reg->ttl = opt != NULL && opt->ttl != 0 ? opt->ttl : REGISTRY_DEFAULT_TTL;
     int ret = zone_setup(reg, opt, err);
+    for (size_t i = 0; ret == 0 && opt != NULL && i < opt->n_services; i++)
+        ret = service_index(reg, &opt->services[i], i, err);
     for (size_t i = 0; ret == 0 && i < n_inst; i++)
         ret = inst_index(reg, &inst[i], i, err);
     if (ret < 0) {

@@ -11,11 +11,14 @@
  * A known name with no data of the asked type (a service with no healthy instance, an unhealthy
  * instance, "APP.ZONE") is NODATA: NOERROR, no answer, the SOA in the authority section. An
  * unknown name inside the zone is NXDOMAIN with the SOA; a name outside it is REFUSED. Names
- * compare case-insensitively.
+ * compare case-insensitively. A service is known from the desired state (registry_options'
+ * services), so its names stay NODATA with no instance at all (scaled to 0, crash-looping), and
+ * from its instances while they run (a service just deleted keeps its names until they stop).
  *
  * Usage (the daemon): on every health or placement change, build a new registry from the
- * observed instances and hand it to dns_server_set_registry(), which takes it. A build of 1,000
- * services x 2 instances takes a few milliseconds (scripts/bench-dns prints it).
+ * desired services and the observed instances and hand it to dns_server_set_registry(), which
+ * takes it. A build of 1,000 services x 2 instances takes a few milliseconds (scripts/bench-dns
+ * prints it).
  *
  * Pure: no I/O, no clock, no globals. A registry is never modified after registry_build(), so
  * any number of threads may call registry_lookup()/registry_answer() on it at once. */
@@ -54,17 +57,30 @@ struct registry_instance {
     bool healthy; /* only healthy instances are answered; the others keep their names alive */
 };
 
+/* A service of the desired state, whatever its instances. Borrowed for registry_build() only. */
+struct registry_service {
+    const char *app;                   /* DNS label */
+    const char *service;               /* DNS label */
+    const struct registry_port *ports; /* its ports in spec order; port numbers are ignored */
+    size_t n_ports;
+};
+
 struct registry_options {
     const char *zone; /* NULL: REGISTRY_DEFAULT_ZONE; a trailing dot is optional */
     uint32_t ttl;     /* seconds, for every record and the SOA minimum; 0: REGISTRY_DEFAULT_TTL */
     uint32_t serial;  /* SOA serial; the caller bumps it per build if it wants (0 is fine) */
+    /* The services that exist (CONTRACT section 4: "a service that exists with no healthy
+     * instance" is NODATA): APP.ZONE, SERVICE.APP.ZONE, _PROTO.SERVICE.APP.ZONE and each port's
+     * SRV name are known names even when no instance backs them. */
+    const struct registry_service *services;
+    size_t n_services;
 };
 
 struct registry;
 
 /* Builds the index. *out is new (free with registry_free()). Fails with ORCH_E_INVALID, naming
- * the instance, when a name is not a DNS label, an id is not hex, an address is not IPv4, or
- * the zone is not a domain name; *out is then untouched. Duplicate records are merged. */
+ * the service or instance, when a name is not a DNS label, an id is not hex, an address is not
+ * IPv4, or the zone is not a domain name; *out is then untouched. Duplicate records are merged. */
 int registry_build(const struct registry_options *opt, const struct registry_instance *inst,
                    size_t n_inst, struct registry **out, struct orch_error *err);
 void registry_free(struct registry *reg); /* NULL is fine */

@@ -1,13 +1,15 @@
 /* The DNS server on 127.0.0.1 with an ephemeral port, its loop running in a thread: dig over
  * UDP and TCP (answers, NXDOMAIN, truncation then TCP retry), a registry swap while serving,
  * 50 concurrent UDP clients x 100 queries and 10 TCP clients x 100 pipelined queries, and the
- * TCP limits (connection cap, idle timeout, oversized frame). */
+ * TCP limits against hostile clients (eviction at the caps in all and per source, the per-query
+ * deadline against trickling, garbage frames, oversized frames). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 #include <arpa/inet.h>
+#include <errno.h>
 #include <ldns/ldns.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -15,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/util.h"
@@ -376,39 +379,261 @@ static bool closed_by_peer(int fd)
     return recv(fd, &b, 1, 0) == 0;
 }
 
+/* A TCP connection to the server from the loopback address 127.0.0.SRC (any 127/8 address is
+ * local on Linux), so tests can play several client hosts. */
+static int connect_from(int port, int src)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in from = {.sin_family = AF_INET};
+    from.sin_addr.s_addr = htonl(0x7f000000u | (uint32_t)src);
+    assert_int_equal(bind(fd, (struct sockaddr *)&from, sizeof(from)), 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {.tv_sec = 3};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    return fd;
+}
+
+/* Whether the server has closed fd (EOF or reset), without waiting. */
+static bool peer_gone(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, 0) != 1)
+        return false;
+    uint8_t b[512];
+    ssize_t n = recv(fd, b, sizeof(b), MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+/* One query over TCP on fd: true when answered with n A records. */
+static bool tcp_query(int fd, uint16_t id, size_t n)
+{
+    uint8_t q[514], r[65535], len2[2];
+    size_t qlen = query_bytes("web.shop.orch.", id, q + 2);
+    q[0] = (uint8_t)(qlen >> 8);
+    q[1] = (uint8_t)qlen;
+    if (send(fd, q, qlen + 2, MSG_NOSIGNAL) != (ssize_t)(qlen + 2) || !read_full(fd, len2, 2))
+        return false;
+    size_t len = ((size_t)len2[0] << 8) | len2[1];
+    return read_full(fd, r, len) && check_answer(r, len, id, n);
+}
+
+static bool udp_query_ok(int port)
+{
+    int fd = connect_to(port, SOCK_DGRAM);
+    uint8_t q[512], r[4096];
+    size_t qlen = query_bytes("web.shop.orch.", 4242, q);
+    bool ok = fd >= 0 && send(fd, q, qlen, 0) == (ssize_t)qlen;
+    ssize_t n = ok ? recv(fd, r, sizeof(r), 0) : -1;
+    if (fd >= 0)
+        close(fd);
+    return n > 0 && check_answer(r, (size_t)n, 4242, 2);
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Over the cap the oldest idle connection makes room; a connection is closed when its next
+ * query is not whole by the deadline after its previous answer; an oversized frame closes it. */
 static void test_tcp_limits(void **state)
 {
     (void)state;
     struct harness h;
     harness_start(&h, &(struct dns_server_options){
-                          .listen = "127.0.0.1:0", .max_tcp_conns = 2, .tcp_idle_ms = 300});
+                          .listen = "127.0.0.1:0", .max_tcp_conns = 2, .tcp_idle_ms = 1000});
     int a = connect_to(h.port, SOCK_STREAM);
     int b = connect_to(h.port, SOCK_STREAM);
     usleep(100 * 1000); /* both accepted before the third arrives */
     int c = connect_to(h.port, SOCK_STREAM);
     assert_true(a >= 0 && b >= 0 && c >= 0);
-    assert_true(closed_by_peer(c)); /* over the cap: closed at once */
+    assert_true(closed_by_peer(a)); /* over the cap: the oldest idle one made room */
 
-    /* a answers, then goes idle and is closed. */
-    uint8_t q[514], r[65535];
-    size_t qlen = query_bytes("web.shop.orch.", 77, q + 2);
-    q[0] = (uint8_t)(qlen >> 8);
-    q[1] = (uint8_t)qlen;
-    assert_int_equal(send(a, q, qlen + 2, 0), (ssize_t)(qlen + 2));
-    uint8_t len2[2];
-    assert_true(read_full(a, len2, 2));
-    size_t len = ((size_t)len2[0] << 8) | len2[1];
-    assert_true(read_full(a, r, len));
-    assert_true(check_answer(r, len, 77, 2));
-    assert_true(closed_by_peer(a));
+    /* c answers, then waits for a query that does not come and is closed. */
+    assert_true(tcp_query(c, 77, 2));
+    int64_t answered = mono_ms();
 
     /* An oversized frame closes the connection. */
     const uint8_t huge[2] = {0xff, 0xff};
     assert_int_equal(send(b, huge, 2, 0), 2);
     assert_true(closed_by_peer(b));
+
+    assert_true(closed_by_peer(c));
+    int64_t waited = mono_ms() - answered;
+    if (waited < 800 || waited > 2500)
+        fail_msg("closed %lld ms after the answer, want about 1000", (long long)waited);
     close(a);
     close(b);
     close(c);
+    harness_stop(&h);
+}
+
+/* ---- hostile TCP clients (issue 16 item 10) ---- */
+
+#define TRICKLERS 40
+#define TRICKLE_CAP 32
+#define TRICKLE_DEADLINE_MS 1500
+
+/* Tricklers from 4 hosts (10 each, under the per-source bound) fill the connection cap and send
+ * one byte of a never-finished 4 KiB query every 100 ms. A new client must still be answered at
+ * once (the oldest idle connection makes room), UDP must not notice, and every trickler must be
+ * closed by the message deadline however often it sends a byte. */
+static void test_tcp_trickle_lockout(void **state)
+{
+    (void)state;
+    struct harness h;
+    harness_start(&h, &(struct dns_server_options){.listen = "127.0.0.1:0",
+                                                   .max_tcp_conns = TRICKLE_CAP,
+                                                   .tcp_idle_ms = TRICKLE_DEADLINE_MS});
+    int fds[TRICKLERS];
+    int64_t closed_at[TRICKLERS] = {0};
+    int64_t start = mono_ms();
+    for (int i = 0; i < TRICKLERS; i++) {
+        fds[i] = connect_from(h.port, 10 + i / 10);
+        const uint8_t len_hi = 0x10; /* a 4 KiB frame: never completed */
+        (void)send(fds[i], &len_hi, 1, MSG_NOSIGNAL);
+    }
+    /* A few rounds of trickling, then a new client: served, not refused. */
+    for (int round = 0; round < 3; round++) {
+        usleep(100 * 1000);
+        for (int i = 0; i < TRICKLERS; i++)
+            (void)send(fds[i], "\0", 1, MSG_NOSIGNAL);
+    }
+    int fresh = connect_from(h.port, 1);
+    int64_t t0 = mono_ms();
+    if (!tcp_query(fresh, 99, 2))
+        fail_msg("a new TCP client was locked out by %d trickling connections", TRICKLERS);
+    assert_true(mono_ms() - t0 < 1000);
+    close(fresh);
+    assert_true(udp_query_ok(h.port));
+
+    /* Keep trickling: each must be closed within the deadline (plus slack) of its connection. */
+    int open = TRICKLERS;
+    while (open > 0 && mono_ms() - start < TRICKLE_DEADLINE_MS + 2000) {
+        usleep(100 * 1000);
+        for (int i = 0; i < TRICKLERS; i++) {
+            if (closed_at[i] != 0)
+                continue;
+            if (peer_gone(fds[i])) {
+                closed_at[i] = mono_ms();
+                open--;
+                continue;
+            }
+            (void)send(fds[i], "\0", 1, MSG_NOSIGNAL);
+        }
+    }
+    if (open > 0)
+        fail_msg("%d trickling connections outlived the %d ms message deadline", open,
+                 TRICKLE_DEADLINE_MS);
+    for (int i = 0; i < TRICKLERS; i++)
+        close(fds[i]);
+    harness_stop(&h);
+}
+
+/* A client that pipelines queries and never reads its answers has answers in flight: it is
+ * not idle, so at the cap a new connection is refused rather than cutting it off. */
+static void test_tcp_busy_not_evicted(void **state)
+{
+    (void)state;
+    struct harness h;
+    harness_start(&h, &(struct dns_server_options){.listen = "127.0.0.1:0", .max_tcp_conns = 1});
+    int a = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 2048;
+    setsockopt(a, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)h.port)};
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(a, (struct sockaddr *)&to, sizeof(to)), 0);
+    /* Up to 4 MB of queries for 40 records each (~700 bytes an answer), as far as they go. */
+    uint8_t q[514];
+    size_t qlen = query_bytes("api.shop.orch.", 1, q + 2);
+    q[0] = (uint8_t)(qlen >> 8);
+    q[1] = (uint8_t)qlen;
+    size_t sent = 0;
+    for (int64_t end = mono_ms() + 2000; sent < (4u << 20) && mono_ms() < end;) {
+        ssize_t n = send(a, q, qlen + 2, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0)
+            sent += (size_t)n;
+        else
+            usleep(10 * 1000);
+    }
+    int b = connect_to(h.port, SOCK_STREAM);
+    assert_true(b >= 0);
+    assert_true(closed_by_peer(b)); /* refused: nothing idle to evict */
+    assert_false(peer_gone(a));
+    close(a);
+    close(b);
+    harness_stop(&h);
+}
+
+/* 20 connections from one host: only the newest 16 stay (the oldest idle ones make room), and
+ * another host is not affected. */
+static void test_tcp_per_source(void **state)
+{
+    (void)state;
+    struct harness h;
+    harness_start(&h, &(struct dns_server_options){.listen = "127.0.0.1:0"});
+    int fds[20];
+    for (int i = 0; i < 20; i++) {
+        fds[i] = connect_from(h.port, 2);
+        usleep(5 * 1000); /* accepted in this order */
+    }
+    usleep(200 * 1000);
+    int gone = 0;
+    for (int i = 0; i < 20; i++) {
+        bool g = peer_gone(fds[i]);
+        gone += g;
+        if (g && i >= 4)
+            fail_msg("connection %d of 20 was closed, want the 4 oldest", i);
+    }
+    assert_int_equal(gone, 4);
+    /* The survivors still work; so does another host. */
+    assert_true(tcp_query(fds[19], 1, 2));
+    int other = connect_from(h.port, 3);
+    assert_true(tcp_query(other, 2, 2));
+    close(other);
+    for (int i = 0; i < 20; i++)
+        close(fds[i]);
+    harness_stop(&h);
+}
+
+/* Whole frames that hold no readable header (0-11 bytes) or a response close the connection;
+ * a bare header gets FORMERR and the connection stays. */
+static void test_tcp_garbage_frames(void **state)
+{
+    (void)state;
+    struct harness h;
+    harness_start(&h, &(struct dns_server_options){.listen = "127.0.0.1:0"});
+    for (size_t n = 0; n < 12; n++) {
+        int fd = connect_from(h.port, 1);
+        uint8_t frame[2 + 11] = {0, (uint8_t)n, 0xab, 0xcd};
+        assert_int_equal(send(fd, frame, 2 + n, MSG_NOSIGNAL), (ssize_t)(2 + n));
+        if (!closed_by_peer(fd))
+            fail_msg("a %zu-byte frame: the connection stays open", n);
+        close(fd);
+    }
+    /* A response (QR set) is not answered: closed too. */
+    int fd = connect_from(h.port, 1);
+    uint8_t resp[2 + 12] = {0, 12, 0xab, 0xcd, 0x80};
+    assert_int_equal(send(fd, resp, sizeof(resp), MSG_NOSIGNAL), (ssize_t)sizeof(resp));
+    assert_true(closed_by_peer(fd));
+    close(fd);
+    /* A header alone: FORMERR, and the connection still answers. */
+    fd = connect_from(h.port, 1);
+    uint8_t hdr[2 + 12] = {0, 12, 0xab, 0xcd, 0, 0, 0, 1};
+    assert_int_equal(send(fd, hdr, sizeof(hdr), MSG_NOSIGNAL), (ssize_t)sizeof(hdr));
+    uint8_t len2[2], r[512];
+    assert_true(read_full(fd, len2, 2));
+    size_t len = ((size_t)len2[0] << 8) | len2[1];
+    assert_true(len >= 12 && len <= sizeof(r) && read_full(fd, r, len));
+    assert_int_equal(LDNS_RCODE_WIRE(r), LDNS_RCODE_FORMERR);
+    assert_true(r[0] == 0xab && r[1] == 0xcd);
+    assert_true(tcp_query(fd, 5, 2));
+    close(fd);
     harness_stop(&h);
 }
 
@@ -449,6 +674,10 @@ int main(void)
         cmocka_unit_test(test_dig),
         cmocka_unit_test(test_concurrent_clients),
         cmocka_unit_test(test_tcp_limits),
+        cmocka_unit_test(test_tcp_trickle_lockout),
+        cmocka_unit_test(test_tcp_per_source),
+        cmocka_unit_test(test_tcp_busy_not_evicted),
+        cmocka_unit_test(test_tcp_garbage_frames),
         cmocka_unit_test(test_bad_address),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -553,13 +553,142 @@ static void test_mutations(void **state)
     registry_free(reg);
 }
 
+/* ---- services with no instance (CONTRACT section 4: NODATA, never NXDOMAIN) ---- */
+
+static const struct registry_port cart_ports[] = {{"http", REGISTRY_TCP, 0},
+                                                  {"events", REGISTRY_UDP, 0}};
+static const struct registry_port web_decl_ports[] = {{"http", REGISTRY_TCP, 0},
+                                                      {"metrics", REGISTRY_TCP, 0}};
+
+/* shop/web: one healthy instance that publishes http only, though the spec also names metrics;
+ * shop/cart: scaled to 0; other/idle: an app whose only service has no port and no instance. */
+static struct registry *fixture_services(void)
+{
+    static const struct registry_port web_inst_ports[] = {{"http", REGISTRY_TCP, 49153}};
+    const struct registry_service svcs[] = {
+        {"shop", "web", web_decl_ports, 2},
+        {"shop", "cart", cart_ports, 2},
+        {"other", "idle", NULL, 0},
+    };
+    const struct registry_instance inst[] = {
+        {"shop", "web", WEB1, "127.0.0.1", web_inst_ports, 1, true},
+    };
+    struct registry *reg = NULL;
+    struct orch_error err = {0};
+    struct registry_options opt = {.ttl = 7, .services = svcs, .n_services = 3};
+    if (registry_build(&opt, inst, ORCH_ARRAY_LEN(inst), &reg, &err) != 0)
+        fail_msg("registry_build: %s", err.msg);
+    return reg;
+}
+
+static const struct lookup_case service_lookup_cases[] = {
+    {"cart.shop.orch.", LDNS_RR_TYPE_A, REGISTRY_NOERROR, 0, 0},
+    {"cart.shop.orch.", LDNS_RR_TYPE_SRV, REGISTRY_NOERROR, 0, 0},
+    {"_http._tcp.cart.shop.orch.", LDNS_RR_TYPE_SRV, REGISTRY_NOERROR, 0, 0},
+    {"_events._udp.cart.shop.orch.", LDNS_RR_TYPE_SRV, REGISTRY_NOERROR, 0, 0},
+    {"_tcp.cart.shop.orch.", LDNS_RR_TYPE_SRV, REGISTRY_NOERROR, 0, 0},
+    {"_udp.cart.shop.orch.", LDNS_RR_TYPE_SRV, REGISTRY_NOERROR, 0, 0},
+    {"_events._tcp.cart.shop.orch.", LDNS_RR_TYPE_SRV, REGISTRY_NXDOMAIN, 0, 0},
+    {"aaaaaaaaaaaa.cart.shop.orch.", LDNS_RR_TYPE_A, REGISTRY_NXDOMAIN, 0, 0},
+    {"x.cart.shop.orch.", LDNS_RR_TYPE_A, REGISTRY_NXDOMAIN, 0, 0},
+    {"idle.other.orch.", LDNS_RR_TYPE_A, REGISTRY_NOERROR, 0, 0},
+    {"idle.other.orch.", LDNS_RR_TYPE_SRV, REGISTRY_NOERROR, 0, 0},
+    {"other.orch.", LDNS_RR_TYPE_A, REGISTRY_NOERROR, 0, 0},
+    {"_tcp.idle.other.orch.", LDNS_RR_TYPE_SRV, REGISTRY_NXDOMAIN, 0, 0},
+    {"web.shop.orch.", LDNS_RR_TYPE_A, REGISTRY_NOERROR, 1, 0},
+    {"web.shop.orch.", LDNS_RR_TYPE_SRV, REGISTRY_NOERROR, 0, 1},
+    {"_http._tcp.web.shop.orch.", LDNS_RR_TYPE_SRV, REGISTRY_NOERROR, 0, 1},
+    {"_metrics._tcp.web.shop.orch.", LDNS_RR_TYPE_SRV, REGISTRY_NOERROR, 0, 0},
+    {"aaaaaaaaaaaa.web.shop.orch.", LDNS_RR_TYPE_A, REGISTRY_NOERROR, 1, 0},
+    {"nope.shop.orch.", LDNS_RR_TYPE_A, REGISTRY_NXDOMAIN, 0, 0},
+};
+
+static const struct answer_case service_answer_cases[] = {
+    {"scaled to 0 A", "cart.shop.orch.", LDNS_RR_TYPE_A, 0, 0, UDP, 0, 0, 1, 0, false, true, 512},
+    {"scaled to 0 SRV", "cart.shop.orch.", LDNS_RR_TYPE_SRV, 0, 0, UDP, 0, 0, 1, 0, false, true,
+     512},
+    {"scaled to 0 port SRV", "_http._tcp.cart.shop.orch.", LDNS_RR_TYPE_SRV, 0, 0, UDP, 0, 0, 1, 0,
+     false, true, 512},
+    {"scaled to 0 port SRV TCP", "_events._udp.cart.shop.orch.", LDNS_RR_TYPE_SRV, 0, 0, TCP, 0, 0,
+     1, 0, false, true, 65535},
+    {"scaled to 0 EDNS", "cart.shop.orch.", LDNS_RR_TYPE_A, 0, 1232, UDP, 0, 0, 1, 0, false, true,
+     1232},
+    {"between names", "_tcp.cart.shop.orch.", LDNS_RR_TYPE_SRV, 0, 0, UDP, 0, 0, 1, 0, false, true,
+     512},
+    {"app with no instance", "other.orch.", LDNS_RR_TYPE_A, 0, 0, UDP, 0, 0, 1, 0, false, true,
+     512},
+    {"declared port, none published", "_metrics._tcp.web.shop.orch.", LDNS_RR_TYPE_SRV, 0, 0, UDP,
+     0, 0, 1, 0, false, true, 512},
+    {"unknown port", "_events._tcp.cart.shop.orch.", LDNS_RR_TYPE_SRV, 0, 0, UDP, 3, 0, 1, 0, false,
+     true, 512},
+    {"instance of none", "aaaaaaaaaaaa.cart.shop.orch.", LDNS_RR_TYPE_A, 0, 0, UDP, 3, 0, 1, 0,
+     false, true, 512},
+    {"healthy beside", "web.shop.orch.", LDNS_RR_TYPE_SRV, 0, 0, UDP, 0, 1, 0, 1, false, true, 512},
+};
+
+static void test_services_without_instances(void **state)
+{
+    (void)state;
+    struct registry *reg = fixture_services();
+    for (size_t i = 0; i < ORCH_ARRAY_LEN(service_lookup_cases); i++) {
+        const struct lookup_case *c = &service_lookup_cases[i];
+        struct registry_result r;
+        registry_lookup(reg, c->name, c->qtype, &r);
+        if (r.rcode != c->rcode || r.n_addrs != c->n_addrs || r.n_srvs != c->n_srvs)
+            fail_msg("%s/%u: rcode %d addrs %zu srvs %zu", c->name, c->qtype, r.rcode, r.n_addrs,
+                     r.n_srvs);
+    }
+    for (size_t i = 0; i < ORCH_ARRAY_LEN(service_answer_cases); i++) {
+        const struct answer_case *c = &service_answer_cases[i];
+        size_t len;
+        ldns_pkt *r = answer(reg, c, (uint16_t)(0x4000 + i), &len);
+        bool ok = (int)ldns_pkt_get_rcode(r) == c->rcode && (int)ldns_pkt_ancount(r) == c->an &&
+                  (int)ldns_pkt_nscount(r) == c->ns && (int)ldns_pkt_arcount(r) == c->ar &&
+                  ldns_pkt_aa(r) == c->aa && !ldns_pkt_tc(r) && len <= c->max_len &&
+                  ldns_pkt_edns(r) == (c->edns > 0);
+        if (!ok)
+            fail_msg("%s: rcode %d an %u ns %u ar %u aa %d len %zu", c->label,
+                     ldns_pkt_get_rcode(r), ldns_pkt_ancount(r), ldns_pkt_nscount(r),
+                     ldns_pkt_arcount(r), ldns_pkt_aa(r), len);
+        if (c->ns == 1) {
+            ldns_rr *soa = ldns_rr_list_rr(ldns_pkt_authority(r), 0);
+            assert_int_equal(ldns_rr_get_type(soa), LDNS_RR_TYPE_SOA);
+            assert_int_equal(ldns_rr_ttl(soa), 7);
+        }
+        ldns_pkt_free(r);
+    }
+    registry_free(reg);
+
+    /* A service is checked like an instance, and named by its index. */
+    static const struct registry_port bad_ports[] = {{"Bad", REGISTRY_TCP, 0}};
+    const struct registry_service bad[] = {
+        {"shop", "Web", NULL, 0}, {"shop", "web", bad_ports, 1}, {"Shop", "web", NULL, 0}};
+    const char *want[] = {"service 1: service 'Web'", "service 1 (shop/web): port name 'Bad'",
+                          "service 1: app 'Shop'"};
+    for (size_t i = 0; i < ORCH_ARRAY_LEN(bad); i++) {
+        const struct registry_service two[] = {{"shop", "web", NULL, 0}, bad[i]};
+        reg = (struct registry *)0x1;
+        struct orch_error err = {0};
+        int rc = registry_build(&(struct registry_options){.services = two, .n_services = 2}, NULL,
+                                0, &reg, &err);
+        if (rc != -ORCH_E_INVALID || strstr(err.msg, want[i]) == NULL)
+            fail_msg("bad service %zu: rc %d msg '%s'", i, rc, err.msg);
+        assert_ptr_equal(reg, (struct registry *)0x1);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lookup_table),   cmocka_unit_test(test_lookup_records),
-        cmocka_unit_test(test_build_errors),   cmocka_unit_test(test_answer_table),
-        cmocka_unit_test(test_answer_records), cmocka_unit_test(test_answer_no_registry),
-        cmocka_unit_test(test_hostile_table),  cmocka_unit_test(test_mutations),
+        cmocka_unit_test(test_lookup_table),
+        cmocka_unit_test(test_lookup_records),
+        cmocka_unit_test(test_build_errors),
+        cmocka_unit_test(test_answer_table),
+        cmocka_unit_test(test_answer_records),
+        cmocka_unit_test(test_answer_no_registry),
+        cmocka_unit_test(test_hostile_table),
+        cmocka_unit_test(test_mutations),
+        cmocka_unit_test(test_services_without_instances),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../base/util.h"
-#include "spec_internal.h"
+#include "base/util.h"
+#include "spec/spec_internal.h"
 
 static void diag_push(struct spec_diags *d, int line, int column, char *msg)
 {

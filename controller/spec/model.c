@@ -2,8 +2,8 @@
  * fields may be NULL after a validation error) and looking services up. No parsing here. */
 #include <string.h>
 
-#include "../base/util.h"
-#include "spec_internal.h"
+#include "base/util.h"
+#include "spec/spec_internal.h"
 
 static void strv_free(char **v, size_t n)
 {

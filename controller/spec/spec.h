@@ -1,4 +1,4 @@
-/* The spec model (CONTRACT section 1): YAML text -> a typed, validated struct spec_app with
+/* The spec model (docs/spec.md): YAML text -> a typed, validated struct spec_app with
  * every default filled in, or a list of positioned diagnostics. Pure: the only input is the
  * text and the names it is told (file name for messages, folder for relative bind mounts);
  * it reads no files and touches no clock. */
@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../base/error.h"
+#include "base/error.h"
 
 #define SPEC_NAME_MAX 40 /* app, service and port names */
 #define SPEC_MAX_REPLICAS 1000

@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "spec.h"
+#include "spec/spec.h"
 
 #define SPEC_MAX_DIAGS 100 /* after this many errors, one "too many errors" line and stop */
 

@@ -1,13 +1,13 @@
 /* A service as canonical JSON (sorted keys, compact, every default spelled out), its
  * template hash and the way back from JSON for the store. Owns the JSON shape of a service;
  * json_t never leaves this file. Template = everything but replicas and autoscale, so a
- * scale changes no hash (CONTRACT section 1, Revisions). */
+ * scale changes no hash (docs/spec.md, Revisions). */
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <string.h>
 
-#include "../base/util.h"
-#include "spec_internal.h"
+#include "base/util.h"
+#include "spec/spec_internal.h"
 
 /* The model holds UTF-8 from spec_parse or from jansson; anything else is a caller's bug. */
 static json_t *jstr(const char *s)

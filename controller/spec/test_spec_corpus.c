@@ -14,6 +14,7 @@
 
 #include "base/util.h"
 #include "spec/spec.h"
+#include "support/test_fixture.h"
 
 #define CORPUS ORCH_SOURCE_DIR "/tests/fixtures/invalid"
 
@@ -25,25 +26,10 @@ struct expect {
     bool seen_file;
 };
 
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    struct orch_buf b = {0};
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        orch_buf_append(&b, chunk, n);
-    fclose(f);
-    *len = b.len;
-    return orch_buf_steal(&b);
-}
-
 static struct expect *load_expect(size_t *n)
 {
     size_t len;
-    char *text = read_file(CORPUS "/EXPECT", &len);
+    char *text = test_fixture_read(CORPUS "/EXPECT", &len);
     assert_non_null(text);
     struct expect *v = NULL;
     *n = 0;
@@ -122,7 +108,7 @@ static void test_corpus(void **state)
         char path[512];
         snprintf(path, sizeof(path), CORPUS "/%s", name);
         size_t len;
-        char *text = read_file(path, &len);
+        char *text = test_fixture_read(path, &len);
         assert_non_null(text);
         struct spec_diags d;
         parse_invalid(name, text, len, &d);

@@ -12,6 +12,7 @@
 
 #include "base/util.h"
 #include "spec/spec.h"
+#include "support/test_fixture.h"
 
 static const struct spec_parse_options opts = {.file = "test.yaml", .base_dir = "/srv/app"};
 
@@ -43,25 +44,11 @@ static struct spec_diags parse_fail(const char *yaml)
     return d;
 }
 
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    struct orch_buf b = {0};
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        orch_buf_append(&b, chunk, n);
-    fclose(f);
-    *len = b.len;
-    return orch_buf_steal(&b);
-}
-
 static void test_example_shop(void **state)
 {
     (void)state;
     size_t len;
-    char *text = read_file(ORCH_SOURCE_DIR "/manifests/examples/shop.yaml", &len);
+    char *text = test_fixture_read(ORCH_SOURCE_DIR "/manifests/examples/shop.yaml", &len);
     struct spec_app app;
     struct spec_diags d;
     struct orch_error err = {0};

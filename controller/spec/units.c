@@ -5,8 +5,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../base/util.h"
-#include "spec_internal.h"
+#include "base/util.h"
+#include "spec/spec_internal.h"
 
 static bool is_digit(char c)
 {

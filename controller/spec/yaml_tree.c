@@ -2,12 +2,12 @@
  * input cheap (nesting depth, node count, one document) and alias resolution; it knows
  * nothing of the spec's schema and resolves no types. Anchors are registered only when their
  * node is complete, so an alias can never form a cycle. */
-#include "yaml_tree.h"
+#include "spec/yaml_tree.h"
 
 #include <string.h>
 #include <yaml.h>
 
-#include "../base/util.h"
+#include "base/util.h"
 
 /* Anchor name -> node: open addressing, so a file with many anchors stays linear. */
 struct anchor_slot {

@@ -1,17 +1,24 @@
 /* The state store: apps, services, revisions, rollouts and events in one SQLite database (WAL,
- * synchronous=FULL) inside the state dir. It owns the schema and its migrations and turns every
- * SQLite failure into an orch_error. It must not decide anything (no planning, no clock reads)
+ * synchronous=FULL) inside the state dir. It owns the schema and its migrations, the state dir's
+ * files (orch.db, state-id) with their checks, backup and restore, and turns every SQLite
+ * failure into an orch_error. It must not decide anything (no planning, no clock reads)
  * and must not build SQL from strings: every statement is a constant with bound parameters. */
 #include "store.h"
 #include "store_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <openssl/evp.h>
 #include <pwd.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "base/util.h"
 
 #define STORE_BUSY_DEFAULT_MS 5000
@@ -128,6 +135,21 @@ static const char *const migrations[] = {
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
     "INSERT INTO meta (key, value) VALUES ('state_id', lower(hex(randomblob(8))));"
     "PRAGMA user_version = 2;",
+    /* 2 -> 3: the daemon's view of each instance's health, and why it last replaced an
+     * instance of a service, so `status` and `get` can show what the daemon sees instead of
+     * probing once themselves. */
+    "CREATE TABLE instance_health ("
+    "  app TEXT NOT NULL,"
+    "  service TEXT NOT NULL,"
+    "  id TEXT NOT NULL,"
+    "  health TEXT NOT NULL CHECK (health IN ('starting', 'healthy', 'unhealthy', 'none')),"
+    "  observed_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY (app, service, id),"
+    "  FOREIGN KEY (app, service) REFERENCES services(app, name) ON DELETE CASCADE"
+    ") WITHOUT ROWID;"
+    "ALTER TABLE service_status ADD COLUMN replaced TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE service_status ADD COLUMN replaced_ms INTEGER NOT NULL DEFAULT 0;"
+    "PRAGMA user_version = 3;",
 };
 _Static_assert(ORCH_ARRAY_LEN(migrations) == STORE_SCHEMA_VERSION,
                "one migration step per schema version");
@@ -334,9 +356,127 @@ static int mkdir_p(const char *dir, struct orch_error *err)
         return orch_fail(err, ORCH_E_ENV, ENOTDIR, "state dir %s", dir);
     /* SQLite creates the -wal and -shm files beside the database, so the folder itself must
      * be writable, not only orch.db. */
-    if (access(dir, W_OK | X_OK) < 0)
+    if (access(dir, W_OK | X_OK) < 0) {
+        if (errno == EROFS)
+            return orch_fail(err, ORCH_E_ENV, 0,
+                             "state dir %s is on a read-only file system: commands that change "
+                             "the state cannot run (get, status and rollout history still work)",
+                             dir);
         return orch_fail(err, ORCH_E_ENV, errno, "state dir %s is not writable", dir);
+    }
     return 0;
+}
+
+/* The state holds image names, env values and, later, token hashes: say so once per process
+ * when the folder (or the database) is open to the group or others. A warning, not a refusal:
+ * the operator may have chosen it. */
+static void warn_open_mode(const char *dir, const char *db_path)
+{
+    static bool warned;
+    struct stat sb;
+    if (warned)
+        return;
+    const char *what = NULL;
+    mode_t mode = 0;
+    if (stat(dir, &sb) == 0 && (sb.st_mode & 077) != 0) {
+        what = dir;
+        mode = sb.st_mode & 07777;
+    } else if (stat(db_path, &sb) == 0 && (sb.st_mode & 077) != 0) {
+        what = db_path;
+        mode = sb.st_mode & 07777;
+    }
+    if (what == NULL)
+        return;
+    warned = true;
+    orch_log(ORCH_LOG_WARN,
+             "%s is accessible to its group or others (mode %04o); the state holds image names, "
+             "env values and history: chmod go-rwx %s",
+             what, (unsigned)mode, what);
+}
+
+/* ---- the state id file ---- */
+
+bool store_state_id_valid(const char *id)
+{
+    if (id == NULL || strlen(id) != 16)
+        return false;
+    for (const char *c = id; *c; c++)
+        if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f')))
+            return false;
+    return true;
+}
+
+int store_dir_state_id(const char *state_dir, char **out, struct orch_error *err)
+{
+    *out = NULL;
+    _cleanup_free_ char *path = orch_xasprintf("%s/%s", state_dir, STORE_ID_FILE);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return 0;
+        return orch_fail(err, ORCH_E_ENV, errno, "cannot read %s", path);
+    }
+    char buf[64] = {0};
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    int e = errno;
+    close(fd);
+    if (n < 0)
+        return orch_fail(err, ORCH_E_ENV, e, "cannot read %s", path);
+    buf[n] = '\0';
+    if (n > 0 && buf[n - 1] == '\n')
+        buf[n - 1] = '\0';
+    if (!store_state_id_valid(buf))
+        return orch_fail(err, ORCH_E_ENV, 0,
+                         "%s does not hold a state id (16 hex digits); it was edited or damaged: "
+                         "write the id of this state dir's containers (their orch.state label) "
+                         "into it",
+                         path);
+    *out = orch_xstrdup(buf);
+    return 0;
+}
+
+/* Writes STATE/state-id atomically: a new 0600 file, fsync, rename over, fsync the folder, so
+ * a crash leaves the old content or the new, never a torn one. */
+static int write_id_file(const char *state_dir, const char *id, struct orch_error *err)
+{
+    _cleanup_free_ char *path = orch_xasprintf("%s/%s", state_dir, STORE_ID_FILE);
+    _cleanup_free_ char *tmp = orch_xasprintf("%s.tmp-%ld", path, (long)getpid());
+    unlink(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return orch_fail(err, ORCH_E_ENV, errno, "cannot write %s", tmp);
+    _cleanup_free_ char *line = orch_xasprintf("%s\n", id);
+    size_t len = strlen(line);
+    bool ok = write(fd, line, len) == (ssize_t)len && fsync(fd) == 0;
+    int e = errno;
+    if (close(fd) < 0 && ok) {
+        ok = false;
+        e = errno;
+    }
+    if (!ok || rename(tmp, path) < 0) {
+        if (ok)
+            e = errno;
+        unlink(tmp);
+        return orch_fail(err, ORCH_E_ENV, e, "cannot write %s", path);
+    }
+    int dfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    return 0;
+}
+
+/* The refusal of a state dir whose database is lost: what happened and the three ways back. */
+static int state_lost(const char *dir, const char *id, const char *what, struct orch_error *err)
+{
+    return orch_fail(err, ORCH_E_ENV, 0,
+                     "state dir %s belongs to state id %s (%s), but %s; nothing was changed. "
+                     "Restore a backup: `orch state restore FILE`; or keep managing the "
+                     "containers labelled orch.state=%s with an empty state: `orch state init "
+                     "--id %s`, then apply each app's spec; or start over with a new identity "
+                     "(those containers are left alone): `orch state init --new`",
+                     dir, id, STORE_ID_FILE, what, id, id);
 }
 
 /* ---- open / close ---- */
@@ -374,11 +514,12 @@ void store_set_busy_timeout(struct store *s, int ms)
     sqlite3_busy_timeout(s->db, s->busy_ms);
 }
 
-/* Opens the file and applies the per-connection settings. Failures here mean the file or the
- * folder is unusable: ORCH_E_ENV with the path (or ORCH_E_LOCKED when busy). */
-static int store_connect(struct store *s, int flags, struct orch_error *err)
+/* Opens the file (or the URI, for the read-only fallbacks); nothing is read yet. Failures here
+ * mean the file or the folder is unusable: ORCH_E_ENV with the path. */
+static int store_connect(struct store *s, int flags, const char *uri, struct orch_error *err)
 {
-    int rc = sqlite3_open_v2(s->path, &s->db, flags, NULL);
+    int rc = sqlite3_open_v2(uri != NULL ? uri : s->path, &s->db,
+                             flags | (uri != NULL ? SQLITE_OPEN_URI : 0), NULL);
     if (rc != SQLITE_OK) {
         int r = orch_fail(err, ORCH_E_ENV, 0, "state db %s: %s", s->path,
                           s->db != NULL ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
@@ -388,9 +529,21 @@ static int store_connect(struct store *s, int flags, struct orch_error *err)
     }
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, s->busy_ms);
+    return 0;
+}
 
-    /* foreign_keys and synchronous are per connection and must be set outside a transaction;
-     * journal_mode=WAL is persistent in the file, so read-only connections just inherit it. */
+static void store_disconnect(struct store *s)
+{
+    if (s->db != NULL)
+        sqlite3_close_v2(s->db);
+    s->db = NULL;
+}
+
+/* Applies the per-connection settings. foreign_keys and synchronous are per connection and must
+ * be set outside a transaction; journal_mode=WAL is persistent in the file, so read-only
+ * connections just inherit it (and so write nothing). */
+static int store_settings(struct store *s, struct orch_error *err)
+{
     static const char *const rw_pragmas[] = {
         "PRAGMA journal_mode = WAL",
         "PRAGMA synchronous = FULL",
@@ -403,7 +556,7 @@ static int store_connect(struct store *s, int flags, struct orch_error *err)
     size_t n = s->readonly ? ORCH_ARRAY_LEN(ro_pragmas) : ORCH_ARRAY_LEN(rw_pragmas);
     for (size_t i = 0; i < n; i++) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        rc = sqlite3_prepare_v2(s->db, pragmas[i], -1, &st, NULL);
+        int rc = sqlite3_prepare_v2(s->db, pragmas[i], -1, &st, NULL);
         if (rc == SQLITE_OK) {
             while ((rc = sqlite3_step(st)) == SQLITE_ROW)
                 if (i == 0 && !s->readonly) {
@@ -483,6 +636,35 @@ static int migrate(struct store *s, struct orch_error *err)
     return rc;
 }
 
+/* The state id the database carries (meta), or NULL with *err filled. */
+static char *db_state_id(struct store *s, struct orch_error *err);
+
+/* A database whose id differs from STATE/state-id is another state's: refuse it. */
+static int check_state_id(struct store *s, const char *want, struct orch_error *err)
+{
+    _cleanup_free_ char *have = db_state_id(s, err);
+    if (have == NULL)
+        return orch_wrap(err, "state db %s", s->path);
+    if (strcmp(have, want) == 0)
+        return 0;
+    _cleanup_free_ char *what = orch_xasprintf(
+        "its database %s carries state id %s (another state dir's database, or a replaced one)",
+        s->path, have);
+    return state_lost(s->dir, want, what, err);
+}
+
+/* Creates orch.db 0600 before SQLite does (it would use 0644 under the usual umask); SQLite
+ * gives the -wal and -shm files the mode of the database. */
+static int create_db_file(const char *path, struct orch_error *err)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0 && errno != EEXIST)
+        return orch_fail(err, ORCH_E_ENV, errno, "cannot create state db %s", path);
+    if (fd >= 0)
+        close(fd);
+    return 0;
+}
+
 int store_open(const char *state_dir, struct store **out, struct orch_error *err)
 {
     if (state_dir == NULL || state_dir[0] == '\0')
@@ -490,11 +672,55 @@ int store_open(const char *state_dir, struct store **out, struct orch_error *err
     int rc = mkdir_p(state_dir, err);
     if (rc < 0)
         return rc;
+    _cleanup_free_ char *id = NULL;
+    rc = store_dir_state_id(state_dir, &id, err);
+    if (rc < 0)
+        return rc;
     struct store *s = store_new(state_dir, false);
-    rc = store_connect(s, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, err);
+    warn_open_mode(state_dir, s->path);
+    struct stat sb;
+    if (id != NULL && stat(s->path, &sb) < 0) {
+        if (errno == ENOENT) {
+            _cleanup_free_ char *what = orch_xasprintf("its database %s is missing", s->path);
+            rc = state_lost(state_dir, id, what, err);
+        } else {
+            rc = orch_fail(err, ORCH_E_ENV, errno, "state db %s", s->path);
+        }
+    } else if (id == NULL) {
+        rc = create_db_file(s->path, err);
+    }
+    if (rc == 0)
+        rc = store_connect(s, SQLITE_OPEN_READWRITE, NULL, err);
+    /* Look before the settings: switching to WAL writes to the file, and a refused file must
+     * stay as the operator left it. */
+    int64_t v = 0;
+    if (rc == 0 && id != NULL)
+        rc = check_version(s, &v, err);
+    if (rc == 0 && id != NULL && v == 0) {
+        _cleanup_free_ char *what = orch_xasprintf("its database %s is empty", s->path);
+        rc = state_lost(state_dir, id, what, err);
+    }
+    if (rc == 0)
+        rc = store_settings(s, err);
     if (rc == 0)
         rc = migrate(s, err);
+    if (rc == 0 && id != NULL)
+        rc = check_state_id(s, id, err);
+    if (rc == 0 && id == NULL) {
+        /* A new state dir, or one from an orch that kept no id file: record the id now that
+         * the database carrying it has committed. */
+        _cleanup_free_ char *have = db_state_id(s, err);
+        rc = have != NULL ? write_id_file(state_dir, have, err) : orch_wrap(err, "state db");
+    }
     if (rc < 0) {
+        /* SQLite reports a full disk met while growing the -shm as a plain I/O error. */
+        struct statvfs vfs;
+        if (err != NULL && statvfs(state_dir, &vfs) == 0 &&
+            (uint64_t)vfs.f_bavail * vfs.f_frsize < 64 * 1024)
+            orch_wrap(err,
+                      "the file system of state dir %s is full (get, status and rollout "
+                      "history still work; free some space and retry)",
+                      state_dir);
         store_close(s);
         return rc;
     }
@@ -502,32 +728,122 @@ int store_open(const char *state_dir, struct store **out, struct orch_error *err
     return 0;
 }
 
+static bool io_failure(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+    case SQLITE_CANTOPEN:
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* "file:" URI of path with the bytes SQLite's URI parser treats specially escaped. */
+static char *file_uri(const char *path, const char *query)
+{
+    struct orch_buf b = {0};
+    orch_buf_puts(&b, "file:");
+    for (const unsigned char *c = (const unsigned char *)path; *c; c++) {
+        if (*c == '%' || *c == '?' || *c == '#' || *c <= ' ' || *c >= 0x7f)
+            orch_buf_printf(&b, "%%%02X", *c);
+        else
+            orch_buf_putc(&b, (char)*c);
+    }
+    orch_buf_printf(&b, "?%s", query);
+    return orch_buf_steal(&b);
+}
+
+/* Connects read-only and reads the versions. A WAL database normally needs its -shm file
+ * written even by readers, which fails on a full disk ("disk I/O error") or a read-only file
+ * system. Then, when no -wal holds frames, the database file alone is the whole state and is
+ * read as immutable (no locks, no -shm); when one does and a -shm exists, the -shm is used
+ * read-only (SQLite reads the WAL into private memory when it cannot trust it). */
+static int connect_readonly(struct store *s, int64_t *version, struct orch_error *err)
+{
+    int rc = store_connect(s, SQLITE_OPEN_READONLY, NULL, err);
+    if (rc == 0)
+        rc = store_settings(s, err);
+    if (rc == 0)
+        rc = check_version(s, version, err);
+    if (rc == 0 || s->db == NULL || !io_failure(sqlite3_extended_errcode(s->db)))
+        return rc;
+    struct orch_error first = *err;
+    store_disconnect(s);
+    _cleanup_free_ char *wal = orch_xasprintf("%s-wal", s->path);
+    _cleanup_free_ char *shm = orch_xasprintf("%s-shm", s->path);
+    struct stat sb;
+    bool frames = stat(wal, &sb) == 0 && sb.st_size > 0;
+    bool have_shm = stat(shm, &sb) == 0;
+    if (frames && !have_shm) {
+        *err = first;
+        return -first.code;
+    }
+    _cleanup_free_ char *uri =
+        file_uri(s->path, frames ? "mode=ro&readonly_shm=1" : "mode=ro&immutable=1");
+    orch_error_clear(err);
+    rc = store_connect(s, SQLITE_OPEN_READONLY, uri, err);
+    if (rc == 0)
+        rc = store_settings(s, err);
+    if (rc == 0)
+        rc = check_version(s, version, err);
+    if (rc < 0) {
+        store_disconnect(s);
+        *err = first;
+        return -first.code;
+    }
+    return 0;
+}
+
 int store_open_readonly(const char *state_dir, struct store **out, struct orch_error *err)
 {
     if (state_dir == NULL || state_dir[0] == '\0')
         return orch_fail(err, ORCH_E_ENV, 0, "no state dir: pass --state or set ORCH_STATE");
-    struct store *s = store_new(state_dir, true);
     struct stat sb;
-    int rc = 0;
-    if (stat(s->path, &sb) < 0) {
-        if (errno == ENOENT || errno == ENOTDIR)
-            rc = orch_fail(err, ORCH_E_NOTFOUND, 0, "no state in %s yet", state_dir);
-        else
-            rc = orch_fail(err, ORCH_E_ENV, errno, "state db %s", s->path);
+    if (stat(state_dir, &sb) < 0) {
+        if (errno == ENOENT)
+            return orch_fail(err, ORCH_E_NOTFOUND, 0, "no state in %s yet", state_dir);
+        return orch_fail(err, ORCH_E_ENV, errno, "state dir %s", state_dir);
     }
-    if (rc == 0)
-        rc = store_connect(s, SQLITE_OPEN_READONLY, err);
+    if (!S_ISDIR(sb.st_mode))
+        return orch_fail(err, ORCH_E_ENV, 0, "state dir %s is not a directory", state_dir);
+    _cleanup_free_ char *id = NULL;
+    int rc = store_dir_state_id(state_dir, &id, err);
+    if (rc < 0)
+        return rc;
+    struct store *s = store_new(state_dir, true);
+    warn_open_mode(state_dir, s->path);
+    if (stat(s->path, &sb) < 0) {
+        if (errno == ENOENT && id != NULL) {
+            _cleanup_free_ char *what = orch_xasprintf("its database %s is missing", s->path);
+            rc = state_lost(state_dir, id, what, err);
+        } else if (errno == ENOENT) {
+            rc = orch_fail(err, ORCH_E_NOTFOUND, 0, "no state in %s yet", state_dir);
+        } else {
+            rc = orch_fail(err, ORCH_E_ENV, errno, "state db %s", s->path);
+        }
+    }
     int64_t v = 0;
     if (rc == 0)
-        rc = check_version(s, &v, err);
-    /* A file whose first migration never committed holds nothing: the same as no file. */
-    if (rc == 0 && v == 0)
+        rc = connect_readonly(s, &v, err);
+    /* A file whose first migration never committed holds nothing: the same as no file, unless
+     * the state dir was used before. */
+    if (rc == 0 && v == 0 && id != NULL) {
+        _cleanup_free_ char *what = orch_xasprintf("its database %s is empty", s->path);
+        rc = state_lost(state_dir, id, what, err);
+    } else if (rc == 0 && v == 0) {
         rc = orch_fail(err, ORCH_E_NOTFOUND, 0, "no state in %s yet", state_dir);
-    else if (rc == 0 && v < STORE_SCHEMA_VERSION)
+    } else if (rc == 0 && v < STORE_SCHEMA_VERSION) {
         rc = orch_fail(err, ORCH_E_ENV, 0,
                        "state db %s has the older schema version %lld: run a command that "
                        "writes (such as orch apply) to upgrade it",
                        s->path, (long long)v);
+    }
+    if (rc == 0 && id != NULL)
+        rc = check_state_id(s, id, err);
     if (rc < 0) {
         store_close(s);
         return rc;
@@ -789,7 +1105,81 @@ static enum store_revision_state revision_state_parse(const char *name)
 #define REVISION_COLUMNS                                                                           \
     "app, service, number, hash, template_json, image, message, created_ms, state, was_healthy"
 
-static void revision_row(sqlite3_stmt *st, struct store_revision *out)
+void store_template_hash(const char *template_json, char out[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (!EVP_Digest(template_json, strlen(template_json), md, &mdlen, EVP_sha256(), NULL) ||
+        mdlen != 32) {
+        fprintf(stderr, "orch: SHA-256 failed\n");
+        abort();
+    }
+    static const char hex[] = "0123456789abcdef";
+    for (unsigned i = 0; i < 32; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+/* Valid UTF-8 without control characters (C0, DEL, C1): what an image name may hold. */
+static bool printable_utf8(const char *t)
+{
+    const unsigned char *p = (const unsigned char *)t;
+    while (*p) {
+        unsigned c = *p;
+        size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : 4;
+        if (c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xc2) || c > 0xf4)
+            return false;
+        uint32_t cp = len == 1 ? c : len == 2 ? c & 0x1f : len == 3 ? c & 0x0f : c & 0x07;
+        for (size_t i = 1; i < len; i++) {
+            if ((p[i] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i] & 0x3f);
+        }
+        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+            (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp < 0xa0))
+            return false;
+        p += len;
+    }
+    return true;
+}
+
+/* 2500-01-01T00:00:00Z: no row of a working orch is dated after it. */
+#define STORE_TIME_MAX_MS INT64_C(16725225600000)
+
+/* SQLite's integrity check sees pages, not meaning: a same-length edit of a template passes
+ * it. Refuse a row whose template does not hash to its stored hash, whose image is garbage or
+ * is not the template's, or whose time is absurd, rather than run or print it. */
+static int revision_check(struct store *s, const struct store_revision *r, struct orch_error *err)
+{
+    char hash[65];
+    store_template_hash(r->template_json, hash);
+    _cleanup_free_ char *why = NULL;
+    if (strcmp(hash, r->hash) != 0) {
+        why = orch_xstrdup("its template does not match its stored hash");
+    } else if (r->image[0] == '\0' || strlen(r->image) > 4096 || !printable_utf8(r->image)) {
+        why = orch_xstrdup("its image name is not printable UTF-8");
+    } else if (r->created_ms < 0 || r->created_ms > STORE_TIME_MAX_MS) {
+        why =
+            orch_xasprintf("its created time (%lld ms) is out of range", (long long)r->created_ms);
+    } else {
+        json_t *t = json_loads(r->template_json, 0, NULL);
+        const char *timg = json_string_value(json_object_get(t, "image"));
+        if (timg != NULL && strcmp(timg, r->image) != 0)
+            why = orch_xstrdup("its image name differs from its template's");
+        json_decref(t);
+    }
+    if (why == NULL)
+        return 0;
+    return orch_fail(err, ORCH_E_DB, 0,
+                     "state db %s: %s/%s revision %lld: %s (the file was edited or damaged); "
+                     "restore a backup with `orch state restore FILE`",
+                     s->path, r->app, r->service, (long long)r->number, why);
+}
+
+static int revision_row(struct store *s, sqlite3_stmt *st, struct store_revision *out,
+                        struct orch_error *err)
 {
     const unsigned char *state = sqlite3_column_text(st, 8);
     *out = (struct store_revision){
@@ -804,6 +1194,10 @@ static void revision_row(sqlite3_stmt *st, struct store_revision *out)
         .state = revision_state_parse(state ? (const char *)state : ""),
         .was_healthy = sqlite3_column_int(st, 9) != 0,
     };
+    int rc = revision_check(s, out, err);
+    if (rc < 0)
+        store_revision_free(out);
+    return rc;
 }
 
 int store_revision_next_number(struct store *s, const char *app, const char *service, int64_t *out,
@@ -868,8 +1262,7 @@ int store_revision_get(struct store *s, const char *app, const char *service, in
                          (long long)number, app, service);
     if (rc != SQLITE_ROW)
         return db_fail(s, "get revision", err);
-    revision_row(st, out);
-    return 0;
+    return revision_row(s, st, out, err);
 }
 
 int store_revisions_list(struct store *s, const char *app, const char *service,
@@ -886,7 +1279,12 @@ int store_revisions_list(struct store *s, const char *app, const char *service,
     size_t len = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         v = orch_xrealloc(v, (len + 1) * sizeof(*v));
-        revision_row(st, &v[len++]);
+        int r = revision_row(s, st, &v[len], err);
+        if (r < 0) {
+            store_revisions_free(v, len);
+            return r;
+        }
+        len++;
     }
     if (rc != SQLITE_DONE) {
         store_revisions_free(v, len);
@@ -1128,15 +1526,18 @@ int store_status_put(struct store *s, const struct store_status *st, struct orch
 {
     return db_exec(s, "put service status",
                    "INSERT INTO service_status (app, service, observed_ms, revision, desired,"
-                   " running, healthy, updated, converged, message)"
-                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                   " running, healthy, updated, converged, message, replaced, replaced_ms)"
+                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
                    " ON CONFLICT (app, service) DO UPDATE SET observed_ms = ?3, revision = ?4,"
                    " desired = ?5, running = ?6, healthy = ?7, updated = ?8, converged = ?9,"
-                   " message = ?10",
+                   " message = ?10,"
+                   " replaced = CASE WHEN ?12 = 0 THEN replaced ELSE ?11 END,"
+                   " replaced_ms = CASE WHEN ?12 = 0 THEN replaced_ms ELSE ?12 END",
                    DB_ARGS(ARG_TEXT(st->app), ARG_TEXT(st->service), ARG_INT(st->observed_ms),
                            ARG_INT(st->revision), ARG_INT(st->desired), ARG_INT(st->running),
                            ARG_INT(st->healthy), ARG_INT(st->updated), ARG_INT(st->converged),
-                           ARG_TEXT(st->message ? st->message : "")),
+                           ARG_TEXT(st->message ? st->message : ""), ARG_TEXT(st->replaced),
+                           ARG_INT(st->replaced_ms)),
                    NULL, err);
 }
 
@@ -1146,7 +1547,7 @@ int store_status_get(struct store *s, const char *app, const char *service,
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int rc = db_prepare(s, "get service status",
                         "SELECT app, service, observed_ms, revision, desired, running, healthy,"
-                        " updated, converged, message FROM service_status"
+                        " updated, converged, message, replaced, replaced_ms FROM service_status"
                         " WHERE app = ?1 AND service = ?2",
                         DB_ARGS(ARG_TEXT(app), ARG_TEXT(service)), &st, err);
     if (rc < 0)
@@ -1167,6 +1568,8 @@ int store_status_get(struct store *s, const char *app, const char *service,
         .updated = sqlite3_column_int(st, 7),
         .converged = sqlite3_column_int(st, 8) != 0,
         .message = col_str(st, 9),
+        .replaced = col_str(st, 10),
+        .replaced_ms = sqlite3_column_int64(st, 11),
     };
     return 0;
 }
@@ -1176,10 +1579,82 @@ void store_status_free(struct store_status *st)
     free(st->app);
     free(st->service);
     free(st->message);
+    free(st->replaced);
     memset(st, 0, sizeof(*st));
 }
 
+/* ---- the daemon's view of instance health ---- */
+
+int store_instance_health_set(struct store *s, const char *app, const char *service,
+                              const struct store_instance_health *v, size_t n,
+                              struct orch_error *err)
+{
+    const char *op = "publish instance health";
+    struct db_group g;
+    int rc = group_begin(s, &g, op, err);
+    if (rc < 0)
+        return rc;
+    rc = db_exec(s, op, "DELETE FROM instance_health WHERE app = ?1 AND service = ?2",
+                 DB_ARGS(ARG_TEXT(app), ARG_TEXT(service)), NULL, err);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = db_exec(s, op,
+                     "INSERT INTO instance_health (app, service, id, health, observed_ms)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (app, service, id) DO UPDATE"
+                     " SET health = ?4, observed_ms = ?5",
+                     DB_ARGS(ARG_TEXT(app), ARG_TEXT(service), ARG_TEXT(v[i].id),
+                             ARG_TEXT(v[i].health), ARG_INT(v[i].observed_ms)),
+                     NULL, err);
+    return group_end(s, &g, rc, op, err);
+}
+
+int store_instance_health_list(struct store *s, const char *app, struct store_instance_health **out,
+                               size_t *n, struct orch_error *err)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    int rc = db_prepare(s, "list instance health",
+                        "SELECT app, service, id, health, observed_ms FROM instance_health"
+                        " WHERE ?1 = '' OR app = ?1 ORDER BY app, service, id",
+                        DB_ARGS(ARG_TEXT(app ? app : "")), &st, err);
+    if (rc < 0)
+        return rc;
+    struct store_instance_health *v = NULL;
+    size_t len = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        v = orch_xrealloc(v, (len + 1) * sizeof(*v));
+        v[len++] = (struct store_instance_health){
+            .app = col_str(st, 0),
+            .service = col_str(st, 1),
+            .id = col_str(st, 2),
+            .health = col_str(st, 3),
+            .observed_ms = sqlite3_column_int64(st, 4),
+        };
+    }
+    if (rc != SQLITE_DONE) {
+        store_instance_health_free(v, len);
+        return db_fail(s, "list instance health", err);
+    }
+    *out = v;
+    *n = len;
+    return 0;
+}
+
+void store_instance_health_free(struct store_instance_health *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].app);
+        free(v[i].service);
+        free(v[i].id);
+        free(v[i].health);
+    }
+    free(v);
+}
+
 char *store_state_id(struct store *s, struct orch_error *err)
+{
+    return db_state_id(s, err);
+}
+
+static char *db_state_id(struct store *s, struct orch_error *err)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     if (db_prepare(s, "read state id", "SELECT value FROM meta WHERE key = 'state_id'", DB_ARGS(),
@@ -1194,4 +1669,262 @@ char *store_state_id(struct store *s, struct orch_error *err)
         return NULL;
     }
     return col_str(st, 0);
+}
+
+/* ---- backup, restore, init ---- */
+
+int store_revision_seq_raise(struct store *s, const char *app, const char *service, int64_t last,
+                             struct orch_error *err)
+{
+    return db_exec(s, "raise revision counter",
+                   "INSERT INTO revision_seq (app, service, last) VALUES (?1, ?2, ?3)"
+                   " ON CONFLICT (app, service) DO UPDATE SET last = max(last, ?3)",
+                   DB_ARGS(ARG_TEXT(app), ARG_TEXT(service), ARG_INT(last)), NULL, err);
+}
+
+/* Copies every page of src's main database into dst's in one step (one read transaction on
+ * src, one write transaction on dst), retrying while either is busy for up to busy_ms. */
+static int copy_db(sqlite3 *dst, sqlite3 *src, int busy_ms, const char *what,
+                   struct orch_error *err)
+{
+    sqlite3_backup *b = sqlite3_backup_init(dst, "main", src, "main");
+    if (b == NULL)
+        return orch_fail(err, ORCH_E_DB, 0, "%s: %s", what, sqlite3_errmsg(dst));
+    int rc;
+    int waited = 0;
+    while (is_busy(rc = sqlite3_backup_step(b, -1))) {
+        if (waited >= busy_ms)
+            break;
+        sqlite3_sleep(20);
+        waited += 20;
+    }
+    sqlite3_backup_finish(b);
+    if (rc != SQLITE_DONE) {
+        int ext = sqlite3_extended_errcode(dst);
+        return orch_fail(err, is_busy(rc) ? ORCH_E_LOCKED : ORCH_E_DB, 0, "%s: %s", what,
+                         sqlite3_errstr(rc == SQLITE_OK ? ext : rc));
+    }
+    return 0;
+}
+
+int store_backup(struct store *s, const char *path, struct orch_error *err)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        if (errno == EEXIST)
+            return orch_fail(err, ORCH_E_INVALID, 0,
+                             "backup file %s exists already: name a new file", path);
+        return orch_fail(err, ORCH_E_ENV, errno, "cannot create backup file %s", path);
+    }
+    close(fd);
+    sqlite3 *dst = NULL;
+    int rc = sqlite3_open_v2(path, &dst, SQLITE_OPEN_READWRITE, NULL);
+    if (rc != SQLITE_OK) {
+        rc = orch_fail(err, ORCH_E_ENV, 0, "backup file %s: %s", path,
+                       dst ? sqlite3_errmsg(dst) : sqlite3_errstr(rc));
+    } else {
+        _cleanup_free_ char *what = orch_xasprintf("backup of %s to %s", s->path, path);
+        rc = copy_db(dst, s->db, s->busy_ms, what, err);
+    }
+    /* The copy keeps the WAL flag of its source; fold it into one self-contained file. */
+    if (rc == 0 && sqlite3_exec(dst, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL) != SQLITE_OK)
+        rc = orch_fail(err, ORCH_E_DB, 0, "backup file %s: %s", path, sqlite3_errmsg(dst));
+    if (sqlite3_close(dst) != SQLITE_OK && rc == 0)
+        rc = orch_fail(err, ORCH_E_DB, 0, "backup file %s: cannot close", path);
+    if (rc < 0)
+        unlink(path);
+    return rc;
+}
+
+/* Reads what a restore needs to know of a backup file and refuses anything else: an orch
+ * database (application id), with a state id, of a schema this orch reads, that passes
+ * SQLite's integrity check. *id_out gets its state id (new). */
+static int backup_check(const char *path, char **id_out, struct orch_error *err)
+{
+    struct stat sb;
+    if (stat(path, &sb) < 0)
+        return orch_fail(err, ORCH_E_INVALID, errno, "backup file %s", path);
+    if (!S_ISREG(sb.st_mode))
+        return orch_fail(err, ORCH_E_INVALID, 0, "backup file %s is not a regular file", path);
+    struct store *b = store_new("", true);
+    free(b->path);
+    b->path = orch_xstrdup(path);
+    int64_t v = 0;
+    int rc = connect_readonly(b, &v, err);
+    if (rc == 0 && v == 0)
+        rc = orch_fail(err, ORCH_E_INVALID, 0, "%s is not an orch state database (it is empty)",
+                       path);
+    else if (rc == 0 && v < 2)
+        rc = orch_fail(err, ORCH_E_INVALID, 0,
+                       "%s has schema version %lld, older than any that carries a state id: "
+                       "open it with an orch of that time first",
+                       path, (long long)v);
+    if (rc == 0) {
+        int64_t app_id = 0;
+        rc = read_pragma_int(b, "PRAGMA application_id", &app_id, err);
+        if (rc == 0 && app_id != STORE_APPLICATION_ID)
+            rc = orch_fail(err, ORCH_E_INVALID, 0, "%s is not an orch state database", path);
+    }
+    if (rc == 0)
+        rc = store_integrity_check(b, err);
+    char *id = NULL;
+    if (rc == 0) {
+        id = db_state_id(b, err);
+        if (id == NULL)
+            rc = -ORCH_E_DB;
+        else if (!store_state_id_valid(id))
+            rc = orch_fail(err, ORCH_E_INVALID, 0, "%s holds no valid state id", path);
+    }
+    store_close(b);
+    if (rc < 0) {
+        free(id);
+        /* whatever is wrong with it, the file is the operator's input, not the state dir */
+        if (err != NULL && err->code != ORCH_E_INVALID && err->code != ORCH_E_LOCKED) {
+            orch_wrap(err, "backup file %s", path);
+            err->code = ORCH_E_INVALID;
+            rc = -ORCH_E_INVALID;
+        }
+        return rc;
+    }
+    *id_out = id;
+    return 0;
+}
+
+/* Renames a database SQLite cannot use (and its -wal, -shm) to the first free
+ * orch.db.damaged-N; never deletes. */
+static int move_aside(const char *db_path, struct orch_error *err)
+{
+    int n = 1;
+    for (;; n++) {
+        _cleanup_free_ char *to = orch_xasprintf("%s.damaged-%d", db_path, n);
+        if (access(to, F_OK) < 0 && errno == ENOENT)
+            break;
+        if (n >= 1000)
+            return orch_fail(err, ORCH_E_ENV, 0, "cannot move %s aside: %s exists", db_path, to);
+    }
+    static const char *const suffixes[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < ORCH_ARRAY_LEN(suffixes); i++) {
+        _cleanup_free_ char *from = orch_xasprintf("%s%s", db_path, suffixes[i]);
+        _cleanup_free_ char *to = orch_xasprintf("%s.damaged-%d%s", db_path, n, suffixes[i]);
+        if (rename(from, to) < 0 && errno != ENOENT)
+            return orch_fail(err, ORCH_E_ENV, errno, "cannot move %s aside", from);
+        if (i == 0)
+            orch_log(ORCH_LOG_WARN, "%s is not a usable database; kept as %s", from, to);
+    }
+    return 0;
+}
+
+/* Opens the state dir's database file for writing without any of store_open's checks, for
+ * restore and init, which are what repairs a database those checks refuse. A file that is not
+ * a database at all is moved aside and a new one made. *version gets its user_version. */
+static int open_raw(struct store *s, int64_t *version, struct orch_error *err)
+{
+    for (int attempt = 0;; attempt++) {
+        int rc = create_db_file(s->path, err);
+        if (rc == 0)
+            rc = store_connect(s, SQLITE_OPEN_READWRITE, NULL, err);
+        if (rc < 0)
+            return rc;
+        int64_t app_id = 0;
+        rc = read_pragma_int(s, "PRAGMA user_version", version, err);
+        if (rc == 0)
+            rc = read_pragma_int(s, "PRAGMA application_id", &app_id, err);
+        if (rc == 0 && app_id != 0 && app_id != STORE_APPLICATION_ID)
+            return orch_fail(err, ORCH_E_ENV, 0,
+                             "state db %s is not an orch state database: move it away first",
+                             s->path);
+        if (rc == 0)
+            return 0;
+        int ext = sqlite3_extended_errcode(s->db);
+        store_disconnect(s);
+        if (attempt > 0 || ((ext & 0xff) != SQLITE_NOTADB && (ext & 0xff) != SQLITE_CORRUPT))
+            return rc;
+        orch_error_clear(err);
+        rc = move_aside(s->path, err);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+int store_restore(const char *state_dir, const char *path, char **state_id_out,
+                  struct orch_error *err)
+{
+    _cleanup_free_ char *id = NULL;
+    int rc = backup_check(path, &id, err);
+    if (rc < 0)
+        return rc;
+    rc = mkdir_p(state_dir, err);
+    if (rc < 0)
+        return rc;
+    struct store *s = store_new(state_dir, false);
+    int64_t v = 0;
+    rc = open_raw(s, &v, err);
+    sqlite3 *src = NULL;
+    if (rc == 0 && sqlite3_open_v2(path, &src, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+        rc = orch_fail(err, ORCH_E_INVALID, 0, "backup file %s: %s", path,
+                       src ? sqlite3_errmsg(src) : "cannot open");
+    if (rc == 0) {
+        _cleanup_free_ char *what = orch_xasprintf("restore of %s from %s", s->path, path);
+        rc = copy_db(s->db, src, s->busy_ms, what, err);
+    }
+    sqlite3_close(src);
+    /* The copy carries the backup's journal mode; the state dir's database is WAL. */
+    if (rc == 0)
+        rc = store_settings(s, err);
+    if (rc == 0)
+        rc = check_state_id(s, id, err);
+    store_close(s);
+    if (rc == 0)
+        rc = write_id_file(state_dir, id, err);
+    if (rc == 0 && state_id_out != NULL)
+        *state_id_out = orch_steal(&id);
+    return rc;
+}
+
+int store_init(const char *state_dir, const char *state_id, char **state_id_out,
+               struct orch_error *err)
+{
+    if (state_id != NULL && !store_state_id_valid(state_id))
+        return orch_fail(err, ORCH_E_INVALID, 0,
+                         "'%s' is not a state id (16 lowercase hex digits, as in the "
+                         "orch.state label of the containers)",
+                         state_id);
+    int rc = mkdir_p(state_dir, err);
+    if (rc < 0)
+        return rc;
+    struct store *s = store_new(state_dir, false);
+    int64_t v = 0;
+    rc = open_raw(s, &v, err);
+    if (rc == 0 && v > 0) {
+        _cleanup_free_ char *have = v >= 2 ? db_state_id(s, NULL) : NULL;
+        rc = orch_fail(err, ORCH_E_ENV, 0,
+                       "state dir %s has a database already (state id %s): orch state init "
+                       "never replaces one; restore a backup with `orch state restore FILE`, or "
+                       "move %s away first",
+                       state_dir, have ? have : "unknown", s->path);
+    }
+    /* Every migration and the id in one transaction: a crash leaves an empty file (init can
+     * run again) or the whole new state, never a database with a random id. */
+    if (rc == 0)
+        rc = store_settings(s, err);
+    if (rc == 0)
+        rc = db_exec(s, "init", "BEGIN IMMEDIATE", NULL, 0, NULL, err);
+    for (size_t i = 0; rc == 0 && i < ORCH_ARRAY_LEN(migrations); i++)
+        if (sqlite3_exec(s->db, migrations[i], NULL, NULL, NULL) != SQLITE_OK)
+            rc = db_fail(s, "init", err);
+    if (rc == 0 && state_id != NULL)
+        rc = db_exec(s, "init", "UPDATE meta SET value = ?1 WHERE key = 'state_id'",
+                     DB_ARGS(ARG_TEXT(state_id)), NULL, err);
+    if (rc == 0)
+        rc = db_exec(s, "init", "COMMIT", NULL, 0, NULL, err);
+    store_rollback(s);
+    _cleanup_free_ char *id = rc == 0 ? db_state_id(s, err) : NULL;
+    if (rc == 0 && id == NULL)
+        rc = -ORCH_E_DB;
+    store_close(s);
+    if (rc == 0)
+        rc = write_id_file(state_dir, id, err);
+    if (rc == 0 && state_id_out != NULL)
+        *state_id_out = orch_steal(&id);
+    return rc;
 }

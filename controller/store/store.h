@@ -10,11 +10,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "../base/error.h"
 
 #define STORE_DB_NAME "orch.db"
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
+/* The state id kept outside the database too (16 hex digits and a newline, mode 0600), written
+ * once the database that carries it has committed. Its presence means the state dir was used:
+ * a database that is then missing, empty or of another id is refused rather than silently
+ * replaced by a new identity (the containers of the old one would be orphaned for good). */
+#define STORE_ID_FILE "state-id"
 
 struct store;
 
@@ -24,12 +30,19 @@ struct store;
  * falls back to the passwd entry. NULL only when no home directory can be found at all. */
 char *store_default_dir(const char *explicit_dir);
 
-/* Opens (creating the folder 0700 and the database when missing) and migrates the schema to
+/* Opens (creating the folder 0700 and the database 0600 when missing) and migrates the schema to
  * STORE_SCHEMA_VERSION. A database from a newer orch is refused (ORCH_E_ENV). Failures to create
- * or open are ORCH_E_ENV, a database locked past the busy timeout (5 s) is ORCH_E_LOCKED. */
+ * or open are ORCH_E_ENV, a database locked past the busy timeout (5 s) is ORCH_E_LOCKED. When
+ * STATE/state-id exists, a database that is missing, empty or carries another id is refused with
+ * ORCH_E_ENV and a message saying how to recover (nothing is written); when it does not exist it
+ * is written from the database. Warns once per process (stderr) about a state dir that its
+ * group or others can access. */
 int store_open(const char *state_dir, struct store **out, struct orch_error *err);
-/* Opens an existing store read-only; ORCH_E_NOTFOUND when there is no database yet (or one
- * whose creation never committed). Cannot migrate: an older schema is ORCH_E_ENV. */
+/* Opens an existing store read-only and writes nothing, so it works on a full disk and on a
+ * read-only file system; ORCH_E_NOTFOUND when the state dir or its database does not exist yet
+ * (or one whose creation never committed) and no state-id says it was used; ORCH_E_ENV when
+ * state_dir is not a directory, and for a lost database as store_open. Cannot migrate: an older
+ * schema is ORCH_E_ENV. */
 int store_open_readonly(const char *state_dir, struct store **out, struct orch_error *err);
 void store_close(struct store *s);
 /* Borrowed: the state dir this store lives in. */
@@ -114,6 +127,12 @@ struct store_revision {
     enum store_revision_state state;
     bool was_healthy; /* every instance of it was healthy at some point: a rollback target */
 };
+/* SHA-256 of a stored template as 64 lowercase hex digits: what revisions' hash must be (the
+ * spec module's spec_template_hash of the same template). Every revision read is checked
+ * against it, so a template edited or damaged in the file is refused (ORCH_E_DB naming the row)
+ * instead of being run or shown; so are an image name that is not printable UTF-8 or differs
+ * from the template's, and a created time outside 1970..2500. */
+void store_template_hash(const char *template_json, char out[65]);
 /* Adds a revision numbered one past the highest ever used for the service (numbers are never
  * reused, even after trimming or after the service was deleted and applied again); rev->number
  * is ignored on input. *number_out gets the number. The service must exist. */
@@ -190,6 +209,38 @@ void store_events_free(struct store_event *v, size_t n);
  * new string, or NULL with *err filled. */
 char *store_state_id(struct store *s, struct orch_error *err);
 
+/* ---- backup, restore, init: the operator's way back (`orch state`) ---- */
+
+/* True for 16 lowercase hex digits, the form of every state id. */
+bool store_state_id_valid(const char *id);
+/* Reads STATE/state-id: 0 with *out new, or 0 with *out NULL when the file does not exist;
+ * ORCH_E_ENV when it cannot be read or holds no valid id. */
+int store_dir_state_id(const char *state_dir, char **out, struct orch_error *err);
+/* Writes a consistent copy of the database to path (a new file, 0600; an existing one is
+ * ORCH_E_INVALID) with SQLite's online backup API: one read transaction, so writers of other
+ * processes (a daemon) go on meanwhile and the copy is the state as of one commit. */
+int store_backup(struct store *s, const char *path, struct orch_error *err);
+/* Replaces the database of state_dir with the backup at path and points STATE/state-id at the
+ * backup's id (*state_id_out, new, may be NULL). The backup must be an orch database with a
+ * state id whose schema this orch reads (else ORCH_E_INVALID; nothing changed). The copy goes
+ * through SQLite (one write transaction), so a reader of the old database never sees a mix; a
+ * damaged file that SQLite cannot open as a database is renamed to orch.db.damaged-N first.
+ * The caller makes sure no daemon runs on the state dir. */
+int store_restore(const char *state_dir, const char *path, char **state_id_out,
+                  struct orch_error *err);
+/* Makes an empty database in a state dir that has no usable one (missing, empty, or not a
+ * database at all, which is renamed to orch.db.damaged-N) with state id `state_id`, or a new
+ * random one when NULL, and writes STATE/state-id; *state_id_out (new, may be NULL) gets it. A
+ * usable database is ORCH_E_ENV (never replaced); an invalid id ORCH_E_INVALID. Adopting an old
+ * id makes its containers (orch.state=ID) this state dir's again. */
+int store_init(const char *state_dir, const char *state_id, char **state_id_out,
+               struct orch_error *err);
+/* Makes sure the next revision of app/service is numbered above `last` (a revision counter
+ * that only goes up): after adopting an old state id, containers of that id carry revision
+ * numbers the empty database has never seen, and a new revision must not reuse them. */
+int store_revision_seq_raise(struct store *s, const char *app, const char *service, int64_t last,
+                             struct orch_error *err);
+
 /* ---- observed status: what the daemon last saw of each service ---- */
 struct store_status {
     char *app;
@@ -202,12 +253,42 @@ struct store_status {
     int updated;
     bool converged; /* every instance of that revision healthy, nothing else left */
     char *message;
+    char *replaced;      /* why it last replaced an instance ("exited", "unhealthy", ...), or "" */
+    int64_t replaced_ms; /* when (wall clock), 0 for never */
 };
-/* Inserts or replaces the row of (app, service); the service must exist. */
+/* Inserts or replaces the row of (app, service); the service must exist. replaced_ms 0 keeps
+ * the replacement the row already records (a restarted daemon does not know it). */
 int store_status_put(struct store *s, const struct store_status *st, struct orch_error *err);
 /* 0 and *out filled, or -ORCH_E_NOTFOUND. */
 int store_status_get(struct store *s, const char *app, const char *service,
                      struct store_status *out, struct orch_error *err);
 void store_status_free(struct store_status *st);
+
+/* ---- the daemon's view of each instance's health ---- */
+struct store_instance_health {
+    char *app;
+    char *service;
+    char *id;     /* full container id */
+    char *health; /* "starting" | "healthy" | "unhealthy" | "none" */
+    int64_t observed_ms;
+};
+/* Replaces what is published of the service's instances with v[0..n) (in one transaction;
+ * instances not in v are dropped). The service must exist; its rows go with it. The strings of
+ * v are borrowed. */
+int store_instance_health_set(struct store *s, const char *app, const char *service,
+                              const struct store_instance_health *v, size_t n,
+                              struct orch_error *err);
+/* Every published instance of app (NULL: of every app), ordered by app, service, id. */
+int store_instance_health_list(struct store *s, const char *app, struct store_instance_health **out,
+                               size_t *n, struct orch_error *err);
+void store_instance_health_free(struct store_instance_health *v, size_t n);
+
+/* The daemon's lock of a state dir (the file daemon.lock in it), held for the daemon's life;
+ * the kernel drops it when the process dies, so a SIGKILLed daemon never leaves a stale one.
+ * store_daemon_lock takes it (*fd_out: close it to let go): ORCH_E_LOCKED naming the holder's
+ * pid when another process holds it. store_daemon_running tells whether some process holds it;
+ * *pid (may be NULL) gets its pid or 0. */
+int store_daemon_lock(const char *state_dir, int *fd_out, struct orch_error *err);
+bool store_daemon_running(const char *state_dir, pid_t *pid);
 
 #endif

@@ -90,11 +90,13 @@ static void put_service(struct store *s, const char *app, const char *name, int6
 static int64_t add_revision(struct store *s, const char *app, const char *service,
                             const char *image)
 {
+    char hash[65];
+    store_template_hash("{}", hash);
     struct store_revision rev = {
         .app = (char *)app,
         .service = (char *)service,
         .number = 999, /* ignored */
-        .hash = "h",
+        .hash = hash,
         .template_json = "{}",
         .image = (char *)image,
         .message = "m",
@@ -214,8 +216,13 @@ static void test_migrates_v1_and_status(void **state)
     store_close(f->s);
     f->s = NULL;
     assert_int_equal(
-        tst_raw_exec(f->dir, "DROP TABLE service_status; DROP TABLE meta; PRAGMA user_version = 1"),
+        tst_raw_exec(f->dir, "DROP TABLE instance_health; DROP TABLE service_status;"
+                     " DROP TABLE meta; PRAGMA user_version = 1"),
         SQLITE_OK);
+    /* an orch of that schema kept no id file either */
+    char *idf = orch_xasprintf("%s/%s", f->dir, STORE_ID_FILE);
+    assert_int_equal(unlink(idf), 0);
+    free(idf);
 
     assert_int_equal(store_open(f->dir, &f->s, &err), 0);
     assert_int_equal(tst_raw_int(f->dir, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
@@ -531,10 +538,12 @@ static void test_revisions_numbering_and_fields(void **state)
     OK(store_revision_next_number(s, "shop", "web", &next, E));
     assert_int_equal(next, 5);
 
+    char hash[65];
+    store_template_hash("{\"t\":1}", hash);
     struct store_revision r = {
         .app = "shop",
         .service = "web",
-        .hash = "abc",
+        .hash = hash,
         .template_json = "{\"t\":1}",
         .image = "img:5",
         .message = NULL, /* stored as "" */
@@ -550,7 +559,7 @@ static void test_revisions_numbering_and_fields(void **state)
     assert_string_equal(got.app, "shop");
     assert_string_equal(got.service, "web");
     assert_int_equal(got.number, 5);
-    assert_string_equal(got.hash, "abc");
+    assert_string_equal(got.hash, hash);
     assert_string_equal(got.template_json, "{\"t\":1}");
     assert_string_equal(got.image, "img:5");
     assert_string_equal(got.message, "");
@@ -889,6 +898,160 @@ static void test_data_version(void **state)
     store_close(other);
 }
 
+/* The daemon's view of instance health: replaced per service, listed per app or all, gone
+ * with the service; the status row carries the last replacement. */
+static void test_instance_health(void **state)
+{
+    struct fixture *f = *state;
+    struct orch_error err = {0};
+    put_app(f->s, "shop");
+    put_app(f->s, "blog");
+    put_service(f->s, "shop", "web", 1, 2, 1000);
+    put_service(f->s, "shop", "db", 1, 1, 1000);
+    put_service(f->s, "blog", "web", 1, 1, 1000);
+    struct store_instance_health web[] = {
+        {.id = "bbb", .health = "healthy", .observed_ms = 5},
+        {.id = "aaa", .health = "starting", .observed_ms = 5},
+    };
+    OK(store_instance_health_set(f->s, "shop", "web", web, 2, E));
+    struct store_instance_health db[] = {{.id = "ccc", .health = "unhealthy", .observed_ms = 6}};
+    OK(store_instance_health_set(f->s, "shop", "db", db, 1, E));
+    struct store_instance_health blog[] = {{.id = "ddd", .health = "none", .observed_ms = 7}};
+    OK(store_instance_health_set(f->s, "blog", "web", blog, 1, E));
+
+    struct store_instance_health *v = NULL;
+    size_t n = 0;
+    OK(store_instance_health_list(f->s, "shop", &v, &n, E));
+    assert_int_equal(n, 3);
+    assert_string_equal(v[0].service, "db"); /* ordered by service, then id */
+    assert_string_equal(v[0].health, "unhealthy");
+    assert_string_equal(v[1].id, "aaa");
+    assert_string_equal(v[2].id, "bbb");
+    assert_int_equal(v[2].observed_ms, 5);
+    store_instance_health_free(v, n);
+    OK(store_instance_health_list(f->s, NULL, &v, &n, E));
+    assert_int_equal(n, 4);
+    assert_string_equal(v[0].app, "blog");
+    store_instance_health_free(v, n);
+
+    /* a new view replaces the old one: instances not in it are dropped */
+    struct store_instance_health web2[] = {{.id = "bbb", .health = "unhealthy", .observed_ms = 9}};
+    OK(store_instance_health_set(f->s, "shop", "web", web2, 1, E));
+    OK(store_instance_health_list(f->s, "shop", &v, &n, E));
+    assert_int_equal(n, 2);
+    assert_string_equal(v[1].id, "bbb");
+    assert_string_equal(v[1].health, "unhealthy");
+    store_instance_health_free(v, n);
+    OK(store_instance_health_set(f->s, "shop", "web", NULL, 0, E));
+
+    /* only the four verdicts; a service that does not exist is refused */
+    struct store_instance_health bad[] = {{.id = "x", .health = "great", .observed_ms = 1}};
+    assert_int_equal(store_instance_health_set(f->s, "shop", "web", bad, 1, &err), -ORCH_E_DB);
+    orch_error_clear(&err);
+    assert_int_equal(store_instance_health_set(f->s, "shop", "nope", db, 1, &err), -ORCH_E_DB);
+    orch_error_clear(&err);
+    /* nothing of the refused call was kept */
+    OK(store_instance_health_list(f->s, "shop", &v, &n, E));
+    assert_int_equal(n, 1);
+    store_instance_health_free(v, n);
+
+    /* the last replacement rides on the status row */
+    struct store_status put = {.app = "shop",
+                               .service = "db",
+                               .observed_ms = 5,
+                               .revision = 1,
+                               .desired = 1,
+                               .replaced = "unhealthy",
+                               .replaced_ms = 1234};
+    OK(store_status_put(f->s, &put, E));
+    struct store_status st;
+    OK(store_status_get(f->s, "shop", "db", &st, E));
+    assert_string_equal(st.replaced, "unhealthy");
+    assert_int_equal(st.replaced_ms, 1234);
+    store_status_free(&st);
+    /* a writer that knows of no replacement (a restarted daemon) keeps the recorded one */
+    put.replaced = NULL;
+    put.replaced_ms = 0;
+    put.healthy = 1;
+    OK(store_status_put(f->s, &put, E));
+    OK(store_status_get(f->s, "shop", "db", &st, E));
+    assert_int_equal(st.healthy, 1);
+    assert_string_equal(st.replaced, "unhealthy");
+    assert_int_equal(st.replaced_ms, 1234);
+    store_status_free(&st);
+    put.replaced = "exited";
+    put.replaced_ms = 2000;
+    OK(store_status_put(f->s, &put, E));
+    OK(store_status_get(f->s, "shop", "db", &st, E));
+    assert_string_equal(st.replaced, "exited");
+    assert_int_equal(st.replaced_ms, 2000);
+    store_status_free(&st);
+
+    /* rows go with their service and app */
+    OK(store_service_delete(f->s, "shop", "db", E));
+    OK(store_instance_health_list(f->s, "shop", &v, &n, E));
+    assert_int_equal(n, 0);
+    store_instance_health_free(v, n);
+    OK(store_app_delete(f->s, "blog", E));
+    OK(store_instance_health_list(f->s, NULL, &v, &n, E));
+    assert_int_equal(n, 0);
+    store_instance_health_free(v, n);
+}
+
+/* A version-2 database keeps its status rows through migration 3, with no replacement. */
+static void test_migrates_v2(void **state)
+{
+    struct fixture *f = *state;
+    struct orch_error err = {0};
+    assert_int_equal(store_open(f->dir, &f->s, &err), 0);
+    put_app(f->s, "shop");
+    put_service(f->s, "shop", "web", 1, 2, 1000);
+    store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(tst_raw_exec(f->dir,
+                                  "DROP TABLE instance_health;"
+                                  "ALTER TABLE service_status DROP COLUMN replaced;"
+                                  "ALTER TABLE service_status DROP COLUMN replaced_ms;"
+                                  "INSERT INTO service_status (app, service, observed_ms, revision,"
+                                  " desired, running, healthy, updated, converged, message)"
+                                  " VALUES ('shop', 'web', 1, 1, 2, 2, 2, 2, 1, '');"
+                                  "PRAGMA user_version = 2"),
+                     SQLITE_OK);
+    assert_int_equal(store_open(f->dir, &f->s, &err), 0);
+    assert_int_equal(tst_raw_int(f->dir, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+    struct store_status st;
+    OK(store_status_get(f->s, "shop", "web", &st, E));
+    assert_int_equal(st.healthy, 2);
+    assert_string_equal(st.replaced, "");
+    assert_int_equal(st.replaced_ms, 0);
+    store_status_free(&st);
+    OK(store_integrity_check(f->s, E));
+}
+
+/* The daemon's lock of the state dir: one holder, visible to others with its pid, released
+ * when the holder closes it (or dies). */
+static void test_daemon_lock(void **state)
+{
+    struct fixture *f = *state;
+    struct orch_error err = {0};
+    pid_t pid = -1;
+    assert_false(store_daemon_running(f->dir, &pid));
+    assert_int_equal(pid, 0);
+    int fd = -1;
+    OK(store_daemon_lock(f->dir, &fd, E));
+    assert_true(store_daemon_running(f->dir, &pid));
+    assert_int_equal(pid, getpid());
+    int fd2 = -1;
+    assert_int_equal(store_daemon_lock(f->dir, &fd2, &err), -ORCH_E_LOCKED);
+    assert_non_null(strstr(err.msg, "another orch daemon runs on"));
+    close(fd);
+    assert_false(store_daemon_running(f->dir, NULL));
+    char *missing = orch_xasprintf("%s/nope/deeper", f->tmp);
+    orch_error_clear(&err);
+    assert_int_equal(store_daemon_lock(missing, &fd2, &err), -ORCH_E_ENV);
+    free(missing);
+}
+
 /* ---- default dir ---- */
 
 static void set_env(const char *name, const char *value)
@@ -976,6 +1139,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_events, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_rollback_leaves_nothing, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_data_version, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_instance_health, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_migrates_v2, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_daemon_lock, setup_open, teardown),
         cmocka_unit_test(test_default_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

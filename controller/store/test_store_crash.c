@@ -54,9 +54,11 @@ static int write_seq(struct store *s, int64_t seq, struct orch_error *err)
                                 .updated_ms = seq};
     if (rc == 0)
         rc = store_service_put(s, &svc, err);
+    char hash[65];
+    store_template_hash(json, hash);
     struct store_revision rev = {.app = "crash",
                                  .service = "web",
-                                 .hash = msg,
+                                 .hash = hash,
                                  .template_json = json,
                                  .image = image,
                                  .message = msg,

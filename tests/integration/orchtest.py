@@ -1,6 +1,6 @@
-"""Shared helpers of the integration tests: run the orch binary under test in a private state
-dir, read its JSON output, talk to the engine, and remove every app a test made. The binary
-comes from ORCH_BIN (set by ctest)."""
+"""Shared helpers of the integration tests: build spec files, run the orch binary under test in
+a private state dir, read its JSON output, talk to the engine, and remove every app a test made.
+The binary comes from ORCH_BIN (set by ctest)."""
 import json
 import os
 import shutil
@@ -12,6 +12,33 @@ import urllib.request
 ORCH = os.environ.get("ORCH_BIN", "orch")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RUN_ID = f"{os.getpid() % 100000}"
+
+# The fast probe most tests use: a verdict within about a second of a change.
+HEALTHZ = "http: /healthz, interval: 300ms, timeout: 500ms, retries: 2"
+
+
+def service_yaml(name, image="orch-demo:1", replicas=None, ports=(("http", 8080),), health=None,
+                 update=None, extra=""):
+    """One service of a spec: image, replicas, ports as (name, container port) pairs, health and
+    update as the inside of a flow mapping ("stop_grace: 1s, deadline: 20s"), then `extra`, more
+    lines of the service as written (indented four spaces)."""
+    lines = [f"  {name}:", f"    image: {image}"]
+    if replicas is not None:
+        lines.append(f"    replicas: {replicas}")
+    if ports:
+        items = ", ".join(f"{{name: {n}, container: {c}}}" for n, c in ports)
+        lines.append(f"    ports: [{items}]")
+    if health:
+        lines.append(f"    health: {{{health}}}")
+    if update:
+        lines.append(f"    update: {{{update}}}")
+    return "\n".join(lines) + "\n" + extra
+
+
+def spec_yaml(app, *services, version=None):
+    """A spec file's text: the app and its services (each from service_yaml)."""
+    head = f"version: {version}\n" if version is not None else ""
+    return f"{head}app: {app}\nservices:\n" + "".join(services)
 
 
 def docker(*args, check=True):

@@ -1,5 +1,5 @@
 """The CLI against the state store only: apply records desired state and revisions, get, diff,
-rollout history, exit codes, and invalid specs that change nothing (CONTRACT sections 1, 2, 5).
+rollout history, exit codes, and invalid specs that change nothing (docs/contract.md sections 1, 2 and 5).
 These tests need no Docker engine: they use `apply --dry-run`, `diff` and the store-reading verbs,
 and `apply` with ORCH_NO_CONVERGE=1 which records the desired state without driving containers."""
 import glob
@@ -9,29 +9,17 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from orchtest import ROOT, OrchTestCase  # noqa: E402
+from orchtest import ROOT, OrchTestCase, service_yaml, spec_yaml  # noqa: E402
 
 SHOP = os.path.join(ROOT, "manifests", "examples", "shop.yaml")
 NOCONV = {"ORCH_NO_CONVERGE": "1"}
 
-SPEC = """\
-version: 1
-app: {app}
-services:
-  web:
-    image: {image}
-    replicas: {replicas}
-    ports:
-      - name: http
-        container: 8080
-  worker:
-    image: orch-demo:1
-"""
 
 
 class CliStoreTest(OrchTestCase):
     def spec(self, app="t1", image="orch-demo:1", replicas=2, name="spec.yaml"):
-        return self.write(name, SPEC.format(app=app, image=image, replicas=replicas))
+        return self.write(name, spec_yaml(app, service_yaml("web", image, replicas),
+                                          service_yaml("worker", ports=()), version=1))
 
     def services(self):
         return {(s["app"], s["service"]): s for s in self.ok("get", "-o", "json").json()["services"]}

@@ -1,4 +1,4 @@
-"""`orch daemon` against the real engine (CONTRACT sections 2, 3): self-healing of killed,
+"""`orch daemon` against the real engine (docs/contract.md sections 2 and 3): self-healing of killed,
 removed and unhealthy instances, CLI commands that record and return while a daemon runs,
 apply --wait exit codes, one daemon per state dir, SIGTERM leaving containers running, a
 SIGKILLed daemon's successor adopting its instances, depends_on order, an engine restart."""
@@ -11,21 +11,14 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from orchtest import ORCH, ROOT, OrchTestCase, containers, docker, http_get  # noqa: E402
-
-HEALTH = "    health: {http: /healthz, interval: 300ms, timeout: 500ms, retries: 2}\n"
+from orchtest import (HEALTHZ, ORCH, ROOT, OrchTestCase, containers, docker,  # noqa: E402
+                      http_get, service_yaml, spec_yaml)
 
 
 def spec(app, replicas=3, extra="", image="orch-demo:1", deadline="20s"):
-    return f"""\
-app: {app}
-services:
-  web:
-    image: {image}
-    replicas: {replicas}
-    ports: [{{name: http, container: 8080}}]
-{HEALTH}    update: {{stop_grace: 1s, deadline: {deadline}}}
-{extra}"""
+    return spec_yaml(app, service_yaml("web", image, replicas, health=HEALTHZ,
+                                       update=f"stop_grace: 1s, deadline: {deadline}",
+                                       extra=extra))
 
 
 class DaemonTest(OrchTestCase):

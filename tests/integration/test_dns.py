@@ -1,4 +1,4 @@
-"""The DNS registry served by `orch daemon` (CONTRACT section 4), queried with dig against a
+"""The DNS registry served by `orch daemon` (docs/dns.md), queried with dig against a
 daemon managing real apps: A, SRV with the ports `status` shows, instance names, NXDOMAIN with
 SOA, REFUSED, NODATA after scaling to 0, TCP, an unhealthy instance leaving the SRV set within
 about one probe interval, truncation over UDP with 40 instances and the full set over TCP, and a
@@ -14,7 +14,8 @@ import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from orchtest import ORCH, OrchTestCase, containers, http_get  # noqa: E402
+from orchtest import (ORCH, OrchTestCase, containers, docker, http_get, service_yaml,  # noqa: E402
+                      spec_yaml)
 
 
 def free_port():
@@ -54,16 +55,10 @@ class DnsTest(OrchTestCase):
         return [l for l in self.dig("+short", name, qtype, *extra).splitlines() if l.strip()]
 
     def spec(self, replicas, image="orch-demo:1"):
-        return self.write("s.yaml", f"""\
-app: {self.appname}
-services:
-  web:
-    image: {image}
-    replicas: {replicas}
-    ports: [{{name: http, container: 8080}}, {{name: admin, container: 9090}}]
-    health: {{http: /healthz, port: http, interval: 300ms, timeout: 500ms, retries: 2}}
-    update: {{stop_grace: 1s, max_surge: 1, max_unavailable: 0}}
-""")
+        return self.write("s.yaml", spec_yaml(self.appname, service_yaml(
+            "web", image, replicas, ports=(("http", 8080), ("admin", 9090)),
+            health="http: /healthz, port: http, interval: 300ms, timeout: 500ms, retries: 2",
+            update="stop_grace: 1s, max_surge: 1, max_unavailable: 0")))
 
     def wait_for(self, what, pred, timeout=60):
         deadline = time.monotonic() + timeout
@@ -115,6 +110,71 @@ services:
         out = self.dig(zone, "A")
         self.assertIn("status: NOERROR", out)
         self.assertIn("ANSWER: 0", out)
+
+    def assert_nodata(self, name, qtype):
+        out = self.dig(name, qtype)
+        self.assertIn("status: NOERROR", out, f"{name} {qtype}:\n{out}")
+        self.assertIn("ANSWER: 0,", out, f"{name} {qtype}:\n{out}")
+        self.assertIn("AUTHORITY: 1,", out, f"{name} {qtype}:\n{out}")
+        self.assertIn("\tSOA\t", out.split("AUTHORITY SECTION:")[1], f"{name} {qtype}:\n{out}")
+
+    def test_nodata_without_healthy_instances(self):
+        """A service that exists with no healthy instance answers NODATA with the SOA (CONTRACT
+        section 4), also once it is scaled to 0 and its containers are gone, and when every
+        instance is unhealthy; the same for its SRV names and the names between them."""
+        path = self.write("two.yaml", f"""\
+app: {self.appname}
+services:
+  web:
+    image: orch-demo:1
+    replicas: 2
+    ports: [{{name: http, container: 8080}}, {{name: admin, container: 9090}}]
+    health: {{http: /healthz, port: http, interval: 300ms, timeout: 500ms, retries: 2}}
+    update: {{stop_grace: 1s}}
+  sick:
+    image: orch-demo:1
+    replicas: 2
+    env: {{DEMO_UNHEALTHY: '1'}}
+    ports: [{{name: http, container: 8080}}]
+    health: {{http: /healthz, port: http, interval: 300ms, timeout: 500ms, retries: 2}}
+    update: {{stop_grace: 1s}}
+  crash:
+    image: orch-demo:1
+    replicas: 2
+    command: ["/orch-demo", "crash"]
+    ports: [{{name: http, container: 8080}}]
+""")
+        self.ok("apply", path)  # the daemon converges; sick never turns healthy
+        web = f"web.{self.appname}.orch."
+        sick = f"sick.{self.appname}.orch."
+        crash = f"crash.{self.appname}.orch."
+        self.wait_for("web's instances in the registry", lambda: self.short(web, "A"))
+
+        def nodata_names():
+            for svc in (web, sick, crash):
+                for name, qtype in ((svc, "A"), (svc, "SRV"), (f"_http._tcp.{svc}", "SRV"),
+                                    (f"_tcp.{svc}", "SRV")):
+                    self.assert_nodata(name, qtype)
+            self.assert_nodata(f"_admin._tcp.{web}", "SRV")
+            self.assert_nodata(f"{self.appname}.orch.", "A")
+
+        # scaled to 0: once every container is gone (several registry rebuilds later), the
+        # names stay, with no data
+        self.ok("scale", f"{self.appname}/web=0")
+        self.wait_for("web's containers gone", lambda: not docker(
+            "ps", "-aq", "--filter", f"label=orch.app={self.appname}", "--filter",
+            "label=orch.service=web").split(), timeout=60)
+        # sick's instances come and go (never healthy, replaced): sample for a while
+        deadline = time.monotonic() + 8
+        samples = 0
+        while time.monotonic() < deadline:
+            nodata_names()
+            samples += 1
+            time.sleep(0.3)
+        print(f"\nNODATA checked {samples} times", file=sys.stderr)
+        # an unknown name beside them is still NXDOMAIN
+        self.assertIn("status: NXDOMAIN", self.dig(f"nosuch.{self.appname}.orch.", "A"))
+        self.assertIn("status: NXDOMAIN", self.dig(f"_nosuch._tcp.{web}", "SRV"))
 
     def test_truncation_over_udp_full_over_tcp(self):
         self.ok("apply", self.spec(40), "--wait", "--timeout", "180s", timeout=300)

@@ -1,6 +1,6 @@
 """orch against the real Docker engine (started by scripts/setup): converge, scale, prune,
 delete, idempotent re-apply, foreign containers, missing images, crash loops, an unreachable
-engine (CONTRACT sections 2 and 3). Each test uses its own app name and removes what it made."""
+engine (docs/contract.md sections 2 and 3). Each test uses its own app name and removes what it made."""
 import json
 import os
 import subprocess
@@ -10,30 +10,16 @@ import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from orchtest import RUN_ID, OrchTestCase, containers, docker, http_get  # noqa: E402
+from orchtest import (HEALTHZ, RUN_ID, OrchTestCase, containers, docker,  # noqa: E402
+                      http_get, service_yaml, spec_yaml)
 
 def spec(app, web_replicas=3, web_image="orch-demo:1", extra="", web_extra=""):
-    return f"""\
-app: {app}
-services:
-  web:
-    image: {web_image}
-    replicas: {web_replicas}
-    ports:
-      - name: http
-        container: 8080
-    update:
-      stop_grace: 2s
-      deadline: 30s
-{web_extra}{extra}"""
+    return spec_yaml(app, service_yaml("web", web_image, web_replicas,
+                                       update="stop_grace: 2s, deadline: 30s",
+                                       extra=web_extra)) + extra
 
 
-WORKER = """\
-  worker:
-    image: orch-demo:1
-    replicas: 2
-    update: {stop_grace: 1s}
-"""
+WORKER = service_yaml("worker", replicas=2, ports=(), update="stop_grace: 1s")
 
 
 class EngineTest(OrchTestCase):
@@ -241,7 +227,7 @@ class EngineTest(OrchTestCase):
         self.assertIn("giving up", r.err)
         self.assertLess(time.monotonic() - t0, 90)
 
-    HEALTH = "    health: {http: /healthz, interval: 300ms, timeout: 500ms, retries: 2}\n"
+    HEALTH = f"    health: {{{HEALTHZ}}}\n"
 
     def test_health_gates_apply_and_unhealthy_revision_rolls_back(self):
         app = self.app("health")

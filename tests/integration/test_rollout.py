@@ -1,4 +1,4 @@
-"""Rolling deployments against the real engine (CONTRACT sections 1 and 2, issue 5): the
+"""Rolling deployments against the real engine (docs/contract.md sections 1 and 2, issue 5): the
 availability floor and the surge bound hold at every sampled moment (with percentages),
 recreate never runs two revisions at once, undo, and a rollout whose driving process was
 SIGKILLed is finished by `orch rollout status` with no orphaned instance."""
@@ -13,20 +13,12 @@ import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from orchtest import ORCH, OrchTestCase, containers  # noqa: E402
+from orchtest import HEALTHZ, ORCH, OrchTestCase, containers, service_yaml, spec_yaml  # noqa: E402
 
 
 def spec(app, replicas, update, image="orch-demo:1"):
-    return f"""\
-app: {app}
-services:
-  web:
-    image: {image}
-    replicas: {replicas}
-    ports: [{{name: http, container: 8080}}]
-    health: {{http: /healthz, interval: 300ms, timeout: 500ms, retries: 2}}
-    update: {{stop_grace: 1s, deadline: 60s, {update}}}
-"""
+    return spec_yaml(app, service_yaml("web", image, replicas, health=HEALTHZ,
+                                       update=f"stop_grace: 1s, deadline: 60s, {update}"))
 
 
 class Sampler(threading.Thread):

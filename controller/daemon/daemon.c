@@ -1,16 +1,14 @@
-/* The daemon's work queue and event sources. It owns the lock of the state dir, the signal,
- * wake-up and event-stream handles, and one reconcile run per app; every change to Docker goes
+/* The daemon: one loop that wires the reconciler, its probes and the DNS server together. It
+ * owns the lock of the state dir, the signal, wake-up and event-stream handles, the work queue
+ * with one reconcile run per app, and the registry it publishes; every change to Docker goes
  * through reconcile_run_pass. Callbacks only mark apps dirty or set flags: passes run from the
  * top of the loop, never from inside a libuv callback. */
 #include "daemon.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -54,60 +52,13 @@ struct daemon {
     const char *domain;
     uint32_t serial;
     bool registry_dirty;
+    int64_t next_resync;  /* next discovery of apps (0: at once) */
+    int64_t data_version; /* the store's, as last seen */
 };
-
-static char *lock_path(const char *state_dir)
-{
-    return orch_xasprintf("%s/daemon.lock", state_dir);
-}
 
 bool daemon_is_running(const char *state_dir, pid_t *pid)
 {
-    if (pid)
-        *pid = 0;
-    _cleanup_free_ char *path = lock_path(state_dir);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    bool held = flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
-    if (held && pid) {
-        char buf[32] = {0};
-        if (read(fd, buf, sizeof(buf) - 1) > 0)
-            *pid = (pid_t)atol(buf);
-    }
-    close(fd);
-    return held;
-}
-
-/* The lock is held for the daemon's life; the kernel drops it when the process dies, so a
- * SIGKILLed daemon never leaves a stale one. */
-static int lock_state_dir(const char *state_dir, int *fd_out, struct orch_error *err)
-{
-    _cleanup_free_ char *path = lock_path(state_dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return orch_fail(err, ORCH_E_ENV, errno, "cannot open %s", path);
-    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-        int e = errno;
-        char buf[32] = {0};
-        if (read(fd, buf, sizeof(buf) - 1) < 0)
-            buf[0] = '\0';
-        close(fd);
-        if (e == EWOULDBLOCK)
-            return orch_fail(err, ORCH_E_LOCKED, 0,
-                             "another orch daemon runs on %s (pid %ld); one per state dir",
-                             state_dir, atol(buf));
-        return orch_fail(err, ORCH_E_ENV, e, "cannot lock %s", path);
-    }
-    char pid[32];
-    int len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)len, 0) != len) {
-        int e = errno;
-        close(fd);
-        return orch_fail(err, ORCH_E_ENV, e, "cannot write %s", path);
-    }
-    *fd_out = fd;
-    return 0;
+    return store_daemon_running(state_dir, pid);
 }
 
 static struct app_entry *app_get(struct daemon *d, const char *name)
@@ -229,22 +180,30 @@ static void engine_wait(struct daemon *d)
     }
 }
 
-/* Rebuilds the registry from every app's instances of the last pass and swaps it in. */
+/* Rebuilds the registry from every app's services and instances of the last pass and swaps it
+ * in. */
 static void registry_publish(struct daemon *d)
 {
     if (d->dns == NULL)
         return;
-    size_t total = 0;
-    for (size_t i = 0; i < d->n_apps; i++)
+    size_t total = 0, total_svcs = 0;
+    for (size_t i = 0; i < d->n_apps; i++) {
         total += reconcile_run_endpoint_count(d->apps[i].run);
+        total_svcs += reconcile_run_service_count(d->apps[i].run);
+    }
     struct registry_instance *inst = orch_xcalloc(total + 1, sizeof(*inst));
-    size_t n = 0;
-    for (size_t i = 0; i < d->n_apps; i++)
+    struct registry_service *svcs = orch_xcalloc(total_svcs + 1, sizeof(*svcs));
+    size_t n = 0, n_svcs = 0;
+    for (size_t i = 0; i < d->n_apps; i++) {
         n += reconcile_run_endpoints(d->apps[i].run, inst + n, total - n);
+        n_svcs += reconcile_run_services(d->apps[i].run, svcs + n_svcs, total_svcs - n_svcs);
+    }
     struct registry_options ro = {
         .zone = d->domain,
         .ttl = (uint32_t)((d->dns_ttl_ms + 999) / 1000),
         .serial = ++d->serial,
+        .services = svcs,
+        .n_services = n_svcs,
     };
     struct registry *reg = NULL;
     struct orch_error e = {0};
@@ -253,6 +212,7 @@ static void registry_publish(struct daemon *d)
     else
         orch_log(ORCH_LOG_WARN, "daemon: registry not updated: %s", e.msg);
     free(inst);
+    free(svcs);
 }
 
 static void close_handles(struct daemon *d)
@@ -311,10 +271,133 @@ static int pass_app(struct daemon *d, struct app_entry *a, int64_t now)
     return 0;
 }
 
+/* Connects to the engine, waiting for it with backoff like after a restart. */
+static int daemon_connect(struct daemon *d, struct orch_error *err)
+{
+    struct reconcile_options ro = {.progress = true};
+    int64_t backoff = 1000;
+    for (;;) {
+        int rc = reconciler_new(d->store, &ro, &d->rec, err);
+        if (rc == 0)
+            break;
+        if (rc != -ORCH_E_ENV)
+            return rc;
+        orch_log(ORCH_LOG_WARN, "daemon: %s; retrying in %llds", err->msg,
+                 (long long)(backoff / 1000));
+        sleep((unsigned)(backoff / 1000));
+        backoff = backoff * 2 > DAEMON_ENGINE_BACKOFF_MAX ? DAEMON_ENGINE_BACKOFF_MAX : backoff * 2;
+    }
+    orch_error_clear(err);
+    return 0;
+}
+
+/* Starts the DNS server (unless listen is "off") and the signal and wake-up handles. */
+static int daemon_start_handles(struct daemon *d, const char *listen, struct orch_error *err)
+{
+    uv_loop_t *loop = reconciler_loop(d->rec);
+    if (strcmp(listen, "off") != 0) {
+        struct dns_server_options dso = {.listen = listen};
+        int rc = dns_server_start(loop, &dso, &d->dns, err);
+        if (rc < 0)
+            return orch_wrap(err, "DNS registry on %s", listen);
+        orch_log(ORCH_LOG_INFO, "daemon: DNS registry on %s (UDP and TCP), zone %s, TTL %llds",
+                 listen, d->domain, (long long)((d->dns_ttl_ms + 999) / 1000));
+        registry_publish(d); /* empty but valid: NXDOMAIN/REFUSED rather than SERVFAIL */
+    }
+    uv_signal_init(loop, &d->sigterm);
+    uv_signal_init(loop, &d->sigint);
+    uv_timer_init(loop, &d->wake);
+    d->sigterm.data = d->sigint.data = d->wake.data = d;
+    d->handles_open = true;
+    uv_signal_start(&d->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&d->sigint, on_signal, SIGINT);
+    uv_timer_start(&d->wake, on_wake, DAEMON_WAKE_MS, DAEMON_WAKE_MS);
+    return 0;
+}
+
+/* The engine went away mid-pass: wait for it, then resync everything and follow its events
+ * again. */
+static void daemon_engine_lost(struct daemon *d)
+{
+    orch_log(ORCH_LOG_WARN, "daemon: lost the engine");
+    engine_wait(d);
+    d->next_resync = 0;
+    if (d->events != NULL) {
+        docker_stream_cancel(d->events);
+        d->events = NULL;
+    }
+    d->events_ended = true;
+    d->events_retry_ms = 0;
+}
+
+/* One turn of the loop: rediscover apps when due, pass the apps that are due, republish the
+ * registry, and sleep on the loop when nothing is due. */
+static void daemon_turn(struct daemon *d)
+{
+    int64_t now = orch_now_mono_ms();
+    bool engine_down = false;
+    if (now >= d->next_resync) {
+        struct orch_error e = {0};
+        if (discover_apps(d, &e) < 0) {
+            if (e.code == ORCH_E_ENV)
+                engine_down = true;
+            else
+                orch_log(ORCH_LOG_WARN, "daemon: %s", e.msg);
+        }
+        d->next_resync = now + d->resync_ms;
+    }
+    int64_t dv = store_data_version(d->store);
+    if (dv != d->data_version) {
+        /* a CLI command changed the desired state: look at every app now */
+        d->data_version = dv;
+        d->next_resync = 0;
+        return;
+    }
+    if (reconciler_take_health_changed(d->rec)) {
+        mark_all(d);
+        d->registry_dirty = true;
+    }
+    if (d->events_ended && now >= d->events_retry_ms) {
+        events_start(d);
+        d->events_retry_ms = now + 2000;
+    }
+    for (size_t i = 0; !engine_down && !d->stop && i < d->n_apps; i++) {
+        struct app_entry *a = &d->apps[i];
+        if (!a->dirty && now < a->next_ms)
+            continue;
+        if (pass_app(d, a, now) < 0)
+            engine_down = true;
+        d->registry_dirty = true;
+    }
+    if (d->registry_dirty && !engine_down) {
+        /* a change in health or placement shows at the next query */
+        registry_publish(d);
+        d->registry_dirty = false;
+    }
+    if (engine_down) {
+        daemon_engine_lost(d);
+        return;
+    }
+    /* apps with nothing left anywhere are forgotten */
+    for (size_t i = 0; i < d->n_apps;) {
+        struct app_entry *a = &d->apps[i];
+        if (a->done && reconcile_run_is_empty(a->run))
+            app_drop(d, i);
+        else
+            i++;
+    }
+    bool due = false;
+    for (size_t i = 0; i < d->n_apps; i++)
+        if (d->apps[i].dirty || d->apps[i].next_ms <= orch_now_mono_ms())
+            due = true;
+    if (!due && !d->stop)
+        uv_run(reconciler_loop(d->rec), UV_RUN_ONCE);
+}
+
 int daemon_run(struct store *s, const struct daemon_options *opts, struct orch_error *err)
 {
     int lock_fd = -1;
-    int rc = lock_state_dir(store_dir(s), &lock_fd, err);
+    int rc = store_daemon_lock(store_dir(s), &lock_fd, err);
     if (rc < 0)
         return rc;
     signal(SIGPIPE, SIG_IGN);
@@ -326,120 +409,25 @@ int daemon_run(struct store *s, const struct daemon_options *opts, struct orch_e
         .domain = opts && opts->domain ? opts->domain : REGISTRY_DEFAULT_ZONE,
     };
     const char *listen = opts && opts->dns_listen ? opts->dns_listen : DNS_SERVER_DEFAULT_LISTEN;
-    bool dns_on = strcmp(listen, "off") != 0;
-    struct reconcile_options ro = {.progress = true};
-    /* the engine may not answer yet: wait for it like after a restart */
-    int64_t backoff = 1000;
-    for (;;) {
-        rc = reconciler_new(s, &ro, &d.rec, err);
-        if (rc == 0)
-            break;
-        if (rc != -ORCH_E_ENV) {
-            close(lock_fd);
-            return rc;
-        }
-        orch_log(ORCH_LOG_WARN, "daemon: %s; retrying in %llds", err->msg,
-                 (long long)(backoff / 1000));
-        sleep((unsigned)(backoff / 1000));
-        backoff = backoff * 2 > DAEMON_ENGINE_BACKOFF_MAX ? DAEMON_ENGINE_BACKOFF_MAX : backoff * 2;
-    }
-    orch_error_clear(err);
-    uv_loop_t *loop = reconciler_loop(d.rec);
-    if (dns_on) {
-        struct dns_server_options dso = {.listen = listen};
-        rc = dns_server_start(loop, &dso, &d.dns, err);
+    rc = daemon_connect(&d, err);
+    if (rc == 0) {
+        rc = daemon_start_handles(&d, listen, err);
         if (rc < 0) {
-            orch_wrap(err, "DNS registry on %s", listen);
+            close_handles(&d);
             reconciler_free(d.rec);
-            close(lock_fd);
-            return rc;
         }
-        orch_log(ORCH_LOG_INFO, "daemon: DNS registry on %s (UDP and TCP), zone %s, TTL %llds",
-                 listen, d.domain, (long long)((d.dns_ttl_ms + 999) / 1000));
-        registry_publish(&d); /* empty but valid: NXDOMAIN/REFUSED rather than SERVFAIL */
     }
-    uv_signal_init(loop, &d.sigterm);
-    uv_signal_init(loop, &d.sigint);
-    uv_timer_init(loop, &d.wake);
-    d.sigterm.data = d.sigint.data = d.wake.data = &d;
-    d.handles_open = true;
-    uv_signal_start(&d.sigterm, on_signal, SIGTERM);
-    uv_signal_start(&d.sigint, on_signal, SIGINT);
-    uv_timer_start(&d.wake, on_wake, DAEMON_WAKE_MS, DAEMON_WAKE_MS);
+    if (rc < 0) {
+        close(lock_fd);
+        return rc;
+    }
     orch_log(ORCH_LOG_INFO, "daemon: running on %s (pid %ld), resync every %llds", store_dir(s),
              (long)getpid(), (long long)(d.resync_ms / 1000));
 
-    int64_t next_resync = 0;
-    int64_t data_version = store_data_version(s);
+    d.data_version = store_data_version(s);
     events_start(&d);
-    while (!d.stop) {
-        int64_t now = orch_now_mono_ms();
-        bool engine_down = false;
-        if (now >= next_resync) {
-            struct orch_error e = {0};
-            if (discover_apps(&d, &e) < 0) {
-                if (e.code == ORCH_E_ENV)
-                    engine_down = true;
-                else
-                    orch_log(ORCH_LOG_WARN, "daemon: %s", e.msg);
-            }
-            next_resync = now + d.resync_ms;
-        }
-        int64_t dv = store_data_version(s);
-        if (dv != data_version) {
-            /* a CLI command changed the desired state: look at every app now */
-            data_version = dv;
-            next_resync = 0;
-            continue;
-        }
-        if (reconciler_take_health_changed(d.rec)) {
-            mark_all(&d);
-            d.registry_dirty = true;
-        }
-        if (d.events_ended && now >= d.events_retry_ms) {
-            events_start(&d);
-            d.events_retry_ms = now + 2000;
-        }
-        for (size_t i = 0; !engine_down && !d.stop && i < d.n_apps; i++) {
-            struct app_entry *a = &d.apps[i];
-            if (!a->dirty && now < a->next_ms)
-                continue;
-            if (pass_app(&d, a, now) < 0)
-                engine_down = true;
-            d.registry_dirty = true;
-        }
-        if (d.registry_dirty && !engine_down) {
-            /* a change in health or placement shows at the next query */
-            registry_publish(&d);
-            d.registry_dirty = false;
-        }
-        if (engine_down) {
-            orch_log(ORCH_LOG_WARN, "daemon: lost the engine");
-            engine_wait(&d);
-            next_resync = 0;
-            if (d.events != NULL) {
-                docker_stream_cancel(d.events);
-                d.events = NULL;
-            }
-            d.events_ended = true;
-            d.events_retry_ms = 0;
-            continue;
-        }
-        /* apps with nothing left anywhere are forgotten */
-        for (size_t i = 0; i < d.n_apps;) {
-            struct app_entry *a = &d.apps[i];
-            if (a->done && reconcile_run_is_empty(a->run))
-                app_drop(&d, i);
-            else
-                i++;
-        }
-        bool due = false;
-        for (size_t i = 0; i < d.n_apps; i++)
-            if (d.apps[i].dirty || d.apps[i].next_ms <= orch_now_mono_ms())
-                due = true;
-        if (!due && !d.stop)
-            uv_run(loop, UV_RUN_ONCE);
-    }
+    while (!d.stop)
+        daemon_turn(&d);
 
     close_handles(&d);
     while (d.n_apps > 0)

@@ -1,9 +1,10 @@
 /* Integration test of the docker module against the real engine (DOCKER_HOST or the default
  * socket): negotiation, concurrent create/start/list/inspect/stop/remove of labelled containers
- * on an app network, a missing image (named in the error, never pulled), exec, volumes, the
- * events stream, concurrency, and unreachable endpoints. Everything it creates carries
- * orch.app=dtest-<pid> and is removed in the group teardown, even after a failure.
- * Image: $ORCH_TEST_IMAGE, else orch-demo:1, else orch-dockertest:dev (tests/docker/image). */
+ * on an app network, duplicate networks of one name (found exactly, removed by id), a missing image
+ * (named in the error, never pulled), exec, volumes, the events stream, concurrency, and
+ * unreachable endpoints. Everything it creates carries orch.app=dtest-<pid> and is removed in the
+ * group teardown, even after a failure. Image: $ORCH_TEST_IMAGE, else orch-demo:1, else
+ * orch-dockertest:dev (tests/engine/image). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -69,6 +70,18 @@ static void cleanup_app(void)
         free(rs);
     }
     docker_container_list_free(&l);
+    /* Every network of this run, duplicates included, by id. */
+    struct docker_network_list nl = {0};
+    struct docker_network_filter f = {.labels = labels, .n_labels = 1};
+    memset(&s, 0, sizeof(s));
+    if (sync1(docker_networks_find(client, &f, &nl, docker_sync_done, &s, &err), &s, &err) == 0) {
+        for (size_t i = 0; i < nl.n; i++) {
+            memset(&s, 0, sizeof(s));
+            sync1(docker_network_remove_id(client, nl.v[i].id, docker_sync_done, &s, &err), &s,
+                  &err);
+        }
+    }
+    docker_network_list_free(&nl);
     memset(&s, 0, sizeof(s));
     sync1(docker_network_remove(client, network, docker_sync_done, &s, &err), &s, &err);
     memset(&s, 0, sizeof(s));
@@ -100,7 +113,7 @@ static int group_setup(void **state)
     if (!image_exists(image)) {
         fprintf(stderr,
                 "test image %s is missing: run scripts/setup or "
-                "tests/docker/image/build.sh\n",
+                "tests/engine/image/build.sh\n",
                 image);
         return -1;
     }
@@ -362,6 +375,163 @@ static void test_lifecycle(void **state)
     docker_kvs_free(&net_labels);
 }
 
+/* A raw POST /networks/create without CheckDuplicate: how an interrupted create or two state
+ * dirs leave two networks of one name. *id_out new on a 201; returns the HTTP status. */
+struct raw_create {
+    bool done;
+    long status;
+    char *id;
+};
+
+static void raw_create_done(void *data, const struct docker_response *res,
+                            const struct orch_error *err)
+{
+    struct raw_create *rc = data;
+    struct orch_error e = {0};
+    rc->done = true;
+    rc->status = res->status;
+    if (err->code == ORCH_E_OK)
+        docker_json_parse_id(res->body, res->body_len, &rc->id, &e);
+}
+
+static long create_duplicate(const char *name, char **id_out)
+{
+    struct orch_error err = {0};
+    struct raw_create rc = {0};
+    char body[512];
+    snprintf(body, sizeof(body),
+             "{\"Name\":\"%s\",\"Driver\":\"bridge\",\"CheckDuplicate\":false,"
+             "\"Labels\":{\"orch.app\":\"%s\"}}",
+             name, app);
+    struct docker_request_opts o = {
+        .method = "POST", .path = "/networks/create", .body = body, .what = "raw create"};
+    assert_int_equal(docker_request(client, &o, raw_create_done, &rc, &err), 0);
+    while (!rc.done)
+        uv_run(&loop, UV_RUN_ONCE);
+    *id_out = rc.id;
+    return rc.status;
+}
+
+/* What the reconciler needs to repair an app network: find every network of exactly one name
+ * (the engine's filter matches substrings), see which has containers, remove the others by id. */
+static void test_network_duplicates(void **state)
+{
+    (void)state;
+    struct orch_error err = {0};
+    struct docker_sync one = {0};
+    char name[128], neighbour[160], cname[160];
+    char *a_id = NULL, *n_id = NULL, *b_id = NULL, *c_id = NULL;
+    const char *labels[] = {app_label};
+
+    snprintf(name, sizeof(name), "orch-%s-dup", app);
+    snprintf(neighbour, sizeof(neighbour), "%s-2", name);
+    assert_int_equal(sync1(docker_app_network_create(client, name, app, "state-1", &a_id,
+                                                     docker_sync_done, &one, &err),
+                           &one, &err),
+                     0);
+    memset(&one, 0, sizeof(one));
+    assert_int_equal(sync1(docker_app_network_create(client, neighbour, app, "state-1", &n_id,
+                                                     docker_sync_done, &one, &err),
+                           &one, &err),
+                     0);
+    /* Engines from 25.0 on refuse a duplicate name whatever the request says. */
+    long st = create_duplicate(name, &b_id);
+    bool dup = st == 201;
+    if (!dup)
+        print_message("engine refuses duplicate network names (HTTP %ld)\n", st);
+    else
+        assert_non_null(b_id);
+
+    /* Exactly the name: the duplicate (where the engine made one), never the neighbour. */
+    struct docker_network_list found;
+    struct docker_network_filter by_name = {.name = name, .labels = labels, .n_labels = 1};
+    memset(&one, 0, sizeof(one));
+    assert_int_equal(
+        sync1(docker_networks_find(client, &by_name, &found, docker_sync_done, &one, &err), &one,
+              &err),
+        0);
+    assert_int_equal(found.n, dup ? 2 : 1);
+    for (size_t i = 0; i < found.n; i++) {
+        assert_string_equal(found.v[i].name, name);
+        assert_string_equal(docker_kvs_get(&found.v[i].labels, "orch.app"), app);
+        bool is_a = strcmp(found.v[i].id, a_id) == 0;
+        assert_true(is_a || (dup && strcmp(found.v[i].id, b_id) == 0));
+        if (is_a)
+            assert_string_equal(docker_kvs_get(&found.v[i].labels, "orch.state"), "state-1");
+        else
+            assert_null(docker_kvs_get(&found.v[i].labels, "orch.state"));
+        assert_non_null(found.v[i].created);
+    }
+    docker_network_list_free(&found);
+
+    /* A container on the first, by id. Starting it while the name is shared fails ("network
+     * ... is ambiguous", HTTP 400) even so: the empty duplicate has to go first, by id. */
+    struct docker_container_create spec = {.image = image, .network = a_id};
+    docker_kvs_add(&spec.labels, "orch.app", app);
+    snprintf(cname, sizeof(cname), "%s-netdup-1", app);
+    memset(&one, 0, sizeof(one));
+    assert_int_equal(
+        sync1(docker_container_create(client, cname, &spec, &c_id, docker_sync_done, &one, &err),
+              &one, &err),
+        0);
+    struct docker_network net;
+    if (dup) {
+        memset(&one, 0, sizeof(one));
+        assert_int_equal(
+            sync1(docker_container_start(client, c_id, docker_sync_done, &one, &err), &one, &err),
+            -ORCH_E_DOCKER);
+        assert_non_null(strstr(err.msg, "ambiguous"));
+        memset(&one, 0, sizeof(one));
+        assert_int_equal(
+            sync1(docker_network_inspect(client, b_id, &net, docker_sync_done, &one, &err), &one,
+                  &err),
+            0);
+        assert_int_equal(net.n_containers, 0);
+        docker_network_free(&net);
+        memset(&one, 0, sizeof(one));
+        assert_int_equal(
+            sync1(docker_network_remove_id(client, b_id, docker_sync_done, &one, &err), &one, &err),
+            0);
+    }
+    memset(&one, 0, sizeof(one));
+    assert_int_equal(
+        sync1(docker_container_start(client, c_id, docker_sync_done, &one, &err), &one, &err), 0);
+    memset(&one, 0, sizeof(one));
+    assert_int_equal(
+        sync1(docker_network_inspect(client, a_id, &net, docker_sync_done, &one, &err), &one, &err),
+        0);
+    assert_int_equal(net.n_containers, 1);
+    assert_string_equal(net.containers[0].id, c_id);
+    assert_string_equal(net.containers[0].name, cname);
+    assert_non_null(net.containers[0].ipv4);
+    docker_network_free(&net);
+    /* The one in use stays: a refusal, not "not found". */
+    memset(&one, 0, sizeof(one));
+    assert_int_equal(
+        sync1(docker_network_remove_id(client, a_id, docker_sync_done, &one, &err), &one, &err),
+        -ORCH_E_DOCKER);
+    memset(&one, 0, sizeof(one));
+    assert_int_equal(
+        sync1(docker_container_remove(client, c_id, true, docker_sync_done, &one, &err), &one,
+              &err),
+        0);
+    memset(&one, 0, sizeof(one));
+    assert_int_equal(
+        sync1(docker_network_remove_id(client, a_id, docker_sync_done, &one, &err), &one, &err), 0);
+    memset(&one, 0, sizeof(one));
+    assert_int_equal(
+        sync1(docker_network_remove_id(client, a_id, docker_sync_done, &one, &err), &one, &err),
+        -ORCH_E_NOTFOUND);
+    memset(&one, 0, sizeof(one));
+    assert_int_equal(
+        sync1(docker_network_remove_id(client, n_id, docker_sync_done, &one, &err), &one, &err), 0);
+    docker_kvs_free(&spec.labels);
+    free(a_id);
+    free(b_id);
+    free(n_id);
+    free(c_id);
+}
+
 static void test_missing_image_never_pulled(void **state)
 {
     (void)state;
@@ -519,6 +689,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_negotiated),
         cmocka_unit_test(test_lifecycle),
+        cmocka_unit_test(test_network_duplicates),
         cmocka_unit_test(test_missing_image_never_pulled),
         cmocka_unit_test(test_volume),
         cmocka_unit_test(test_events),

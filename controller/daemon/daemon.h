@@ -3,8 +3,8 @@
  * probe verdicts and desired-state changes made by CLI commands (SQLite's data_version) only
  * make it faster; a periodic resync makes it certain. One daemon per state dir (a lock that CLI
  * commands test to decide whether they drive the work themselves). */
-#ifndef ORCH_RECONCILE_DAEMON_H
-#define ORCH_RECONCILE_DAEMON_H
+#ifndef ORCH_DAEMON_DAEMON_H
+#define ORCH_DAEMON_DAEMON_H
 
 #include <stdbool.h>
 #include <stdint.h>

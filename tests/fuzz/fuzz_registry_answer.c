@@ -1,6 +1,6 @@
 /* libFuzzer target over registry_answer(): arbitrary bytes as a DNS query, over UDP (the first
- * byte picks the server's payload limit) and TCP, against a small fixed registry. Every answer
- * must fit the limit and echo the query id. */
+ * byte picks the server's payload limit) and TCP, against a small fixed registry (with a
+ * service that has no instance). Every answer must fit the limit and echo the query id. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,8 +23,11 @@ static struct registry *fixture(void)
         inst[i] = (struct registry_instance){
             "shop", i < 25 ? "web" : "db", ids[i], addrs[i], ports, 2, i % 7 != 0};
     }
+    /* shop/cart exists with no instance (scaled to 0): its names are NODATA. */
+    static const struct registry_service svcs[] = {{"shop", "cart", ports, 2}};
     struct registry *reg = NULL;
-    if (registry_build(NULL, inst, 30, &reg, NULL) < 0)
+    if (registry_build(&(struct registry_options){.services = svcs, .n_services = 1}, inst, 30,
+                       &reg, NULL) < 0)
         abort();
     return reg;
 }
