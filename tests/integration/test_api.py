@@ -216,7 +216,7 @@ class ApiTest(unittest.TestCase):
 
     @classmethod
     def req(cls, method, path, tok=None, body=None, headers=None, port=None):
-        c = http.client.HTTPConnection("127.0.0.1", port or cls.srv.port, timeout=10)
+        c = http.client.HTTPConnection("127.0.0.1", port or cls.srv.port, timeout=90)
         h = dict(headers or {})
         if tok is not None:
             h["Authorization"] = f"Bearer {tok}"
@@ -560,6 +560,75 @@ class ApiTest(unittest.TestCase):
                         pass
         finally:
             self.assertEqual(srv.stop(), 0)
+
+
+ORCH = os.environ.get("ORCH_BIN", os.path.join(ROOT, "build", "controller", "cli", "orch"))
+
+
+class DaemonApiTest(unittest.TestCase):
+    """`orch daemon --api` on the real engine: an apply with ?wait follows the daemon's rollout
+    to its end and answers with the CLI's exit code; a missing image ends in exit 5 (nothing
+    earlier to roll back to); a DELETE removes the containers."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="orch-api-daemon-")
+        self.tok = token()
+        with open(os.path.join(self.tmp, "tokens"), "w") as f:
+            f.write(f"{self.tok} admin * 0\n")
+        self.log = open(os.path.join(self.tmp, "daemon.log"), "w+")  # noqa: SIM115
+        self.p = subprocess.Popen([ORCH, "--state", os.path.join(self.tmp, "state"), "daemon",
+                                   "--dns", "off", "--api", "127.0.0.1:0", "--api-token-file",
+                                   os.path.join(self.tmp, "tokens")], stderr=self.log)
+        self.port = None
+        deadline = time.monotonic() + 20
+        while self.port is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+            self.log.seek(0)
+            for line in self.log.read().splitlines():
+                if "api: serving HTTP/1.1 on 127.0.0.1:" in line:
+                    self.port = int(line.rsplit(":", 1)[1])
+        self.assertIsNotNone(self.port, "the daemon did not start its API")
+        self.app = f"apid{os.getpid() % 100000}"
+
+    def tearDown(self):
+        try:
+            ApiTest.req("DELETE", f"/v1/apps/{self.app}", self.tok, port=self.port)
+        except OSError:
+            pass
+        time.sleep(3)
+        self.p.send_signal(signal.SIGTERM)
+        try:
+            rc = self.p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            rc = self.p.wait()
+        self.log.close()
+        subprocess.run(["docker", "rm", "-f"] + subprocess.run(
+            ["docker", "ps", "-aq", "--filter", f"label=orch.app={self.app}"],
+            capture_output=True, text=True).stdout.split(), capture_output=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.assertEqual(rc, 0)
+
+    def test_apply_wait_and_delete(self):
+        spec = f"app: {self.app}\nservices:\n  web:\n    image: orch-demo:1\n    replicas: 1\n"
+        s, h, b = ApiTest.req("PUT", f"/v1/apps/{self.app}?wait=60s", self.tok, spec,
+                              port=self.port)
+        self.assertEqual(s, 200, b)
+        r = json.loads(b)
+        self.assertEqual((r["outcome"], r["exit_code"]), ("converged", 0), r)
+        s, h, b = ApiTest.req("GET", f"/v1/apps/{self.app}/services/web", self.tok,
+                              port=self.port)
+        st = json.loads(b)
+        self.assertEqual(st["replicas"]["healthy"], 1, st)
+        self.assertEqual(len(st["instances"]), 1)
+        # a missing image: the rollout fails and nothing earlier is good for web2: exit 5
+        bad = spec + "  web2:\n    image: orch-missing-image:404\n"
+        s, h, b = ApiTest.req("PUT", f"/v1/apps/{self.app}?wait=20s", self.tok, bad,
+                              port=self.port)
+        self.assertEqual(s, 200, b)
+        self.assertNotEqual(json.loads(b)["exit_code"], 0, b)
+        s, h, b = ApiTest.req("DELETE", f"/v1/apps/{self.app}", self.tok, port=self.port)
+        self.assertEqual(s, 202, b)
 
 
 if __name__ == "__main__":
