@@ -6,6 +6,7 @@
 #include "handlers.h"
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,10 @@
 
 /* The longest ?wait= an apply may ask for. */
 #define API_MAX_WAIT_MS (30 * 60 * 1000)
+/* An apply with ?wait holds a thread-pool thread until the rollout ends (ops_wait polls the
+ * store); libuv's pool has 4 threads, so at most 2 may wait and the other calls keep 2. */
+#define API_MAX_WAITING 2
+static atomic_int api_waiting;
 
 void api_call_free(struct api_call *c)
 {
@@ -254,6 +259,8 @@ static int spec_problem(struct api_call *c, const struct spec_diags *d)
     return 422;
 }
 
+static void put_app_spec(struct api_call *c, int dry, int prune, int has_wait, int64_t wait_ms);
+
 static void put_app(struct api_call *c)
 {
     int dry = api_query_bool(c->query, c->query_len, "dry_run");
@@ -267,6 +274,22 @@ static void put_app(struct api_call *c)
         api_call_problem(c, 400, "dry_run and prune take true or false; wait a duration up to 30m");
         return;
     }
+    if (has_wait == 1 && dry != 1) {
+        if (atomic_fetch_add(&api_waiting, 1) >= API_MAX_WAITING) {
+            atomic_fetch_sub(&api_waiting, 1);
+            api_call_problem(c, 503, "too many applies are waiting; retry, or apply without wait");
+            return;
+        }
+    } else {
+        has_wait = has_wait == 1 && dry == 1 ? 0 : has_wait;
+    }
+    put_app_spec(c, dry, prune, has_wait, wait_ms);
+    if (has_wait == 1)
+        atomic_fetch_sub(&api_waiting, 1);
+}
+
+static void put_app_spec(struct api_call *c, int dry, int prune, int has_wait, int64_t wait_ms)
+{
     struct spec_parse_options opts = {.file = "spec", .base_dir = c->state_dir};
     struct spec_app spec = {0};
     struct spec_diags diags = {0};
