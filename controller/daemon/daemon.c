@@ -17,6 +17,7 @@
 #include "docker/docker_client.h"
 #include "reconcile/reconcile.h"
 #include "registry/dns_server.h"
+#include "server.h"
 #include "registry/registry.h"
 
 #define DAEMON_WAKE_MS 100  /* longest sleep between looks at the queue */
@@ -48,6 +49,8 @@ struct daemon {
     int64_t events_retry_ms;
     int64_t engine_backoff_ms;
     struct dns_server *dns;
+    struct api_server *api;
+    struct api_server_config api_cfg;
     int64_t dns_ttl_ms;
     const char *domain;
     uint32_t serial;
@@ -215,6 +218,11 @@ static void registry_publish(struct daemon *d)
     free(svcs);
 }
 
+static void api_stopped(void *arg)
+{
+    *(bool *)arg = true;
+}
+
 static void close_handles(struct daemon *d)
 {
     if (d->events != NULL) {
@@ -224,6 +232,14 @@ static void close_handles(struct daemon *d)
     if (d->dns != NULL) {
         dns_server_close(d->dns, NULL, NULL);
         d->dns = NULL;
+    }
+    if (d->api != NULL) {
+        /* Graceful: in-flight calls finish (bounded by the server's shutdown timeout). */
+        bool api_done = false;
+        api_server_shutdown(d->api, api_stopped, &api_done);
+        d->api = NULL;
+        while (!api_done)
+            uv_run(reconciler_loop(d->rec), UV_RUN_ONCE);
     }
     if (d->handles_open) {
         uv_close((uv_handle_t *)&d->sigterm, NULL);
@@ -303,6 +319,10 @@ static int daemon_start_handles(struct daemon *d, const char *listen, struct orc
         orch_log(ORCH_LOG_INFO, "daemon: DNS registry on %s (UDP and TCP), zone %s, TTL %llds",
                  listen, d->domain, (long long)((d->dns_ttl_ms + 999) / 1000));
         registry_publish(d); /* empty but valid: NXDOMAIN/REFUSED rather than SERVFAIL */
+    }
+    if (d->api_cfg.listen == NULL || strcmp(d->api_cfg.listen, "off") != 0) {
+        if (api_server_start(loop, &d->api_cfg, &d->api, err) < 0)
+            return orch_wrap(err, "HTTP API");
     }
     uv_signal_init(loop, &d->sigterm);
     uv_signal_init(loop, &d->sigint);
@@ -409,6 +429,12 @@ int daemon_run(struct store *s, const struct daemon_options *opts, struct orch_e
         .domain = opts && opts->domain ? opts->domain : REGISTRY_DEFAULT_ZONE,
     };
     const char *listen = opts && opts->dns_listen ? opts->dns_listen : DNS_SERVER_DEFAULT_LISTEN;
+    if (opts && opts->api) {
+        d.api_cfg = *opts->api;
+        d.api_cfg.state_dir = store_dir(s);
+    } else {
+        d.api_cfg.listen = "off";
+    }
     rc = daemon_connect(&d, err);
     if (rc == 0) {
         rc = daemon_start_handles(&d, listen, err);

@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "base/error.h"
+#include "server.h"
 #include "store/store.h"
 
 struct daemon_options {
@@ -19,6 +20,9 @@ struct daemon_options {
     int64_t dns_ttl_ms;     /* TTL of answers, and how long a stopping instance is out of the
                                registry before it is stopped; default 5000 */
     const char *domain;     /* zone; NULL: "orch." */
+    /* The HTTP API on the daemon's loop (api/server.h); NULL: none. Its state_dir is set to the
+     * store's. Borrowed. */
+    const struct api_server_config *api;
 };
 
 /* Runs until SIGTERM or SIGINT, then returns 0 leaving every container running (a restarted
