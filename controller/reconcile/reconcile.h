@@ -23,8 +23,13 @@ struct reconcile_options {
     bool progress;               /* print progress lines on stderr */
 };
 
-/* Connects to the engine named by DOCKER_HOST (and the TLS variables) and checks that it
- * answers: ORCH_E_ENV naming the endpoint when it does not. The store is borrowed. */
+/* Pure: 0 when addr is an IPv4 or IPv6 literal, else ORCH_E_INVALID naming it (docs/cli.md,
+ * "Environment": names are refused, Docker would publish on every interface instead). */
+int reconcile_publish_address_check(const char *addr, struct orch_error *err);
+
+/* Checks the publish address (ORCH_E_INVALID, before anything else), connects to the engine
+ * named by DOCKER_HOST (and the TLS variables) and checks that it answers: ORCH_E_ENV naming the
+ * endpoint when it does not. The store is borrowed. */
 int reconciler_new(struct store *s, const struct reconcile_options *opts, struct reconciler **out,
                    struct orch_error *err);
 void reconciler_free(struct reconciler *r);

@@ -215,10 +215,9 @@ static void test_migrates_v1_and_status(void **state)
     OK(store_service_put(f->s, &svc, E));
     store_close(f->s);
     f->s = NULL;
-    assert_int_equal(
-        tst_raw_exec(f->dir, "DROP TABLE instance_health; DROP TABLE service_status;"
-                     " DROP TABLE meta; PRAGMA user_version = 1"),
-        SQLITE_OK);
+    assert_int_equal(tst_raw_exec(f->dir, "DROP TABLE instance_health; DROP TABLE service_status;"
+                                          " DROP TABLE meta; PRAGMA user_version = 1"),
+                     SQLITE_OK);
     /* an orch of that schema kept no id file either */
     char *idf = orch_xasprintf("%s/%s", f->dir, STORE_ID_FILE);
     assert_int_equal(unlink(idf), 0);
