@@ -467,6 +467,8 @@ int reconcile_run_pass(struct reconcile_run *run, struct reconcile_pass *out,
     struct orch_error werr = {0};
     int wrc = recon_batch_wait(&b, &werr);
     docker_container_list_free(&obs);
+    if (b.network_failed)
+        run->network_ok = false; /* gone or ambiguous: found, made or repaired next pass */
     if (rc == 0 && wrc < 0) {
         *err = werr;
         rc = wrc;

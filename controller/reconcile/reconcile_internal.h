@@ -119,7 +119,8 @@ struct reconcile_run {
     size_t n;
     struct ready_mark *ready;
     size_t n_ready;
-    bool network_ok;
+    bool network_ok;  /* the app network was found (or made) and is the only one of its name */
+    char *network_id; /* its id, what instances are created on */
     char outcome_msg[512];
 };
 
@@ -127,8 +128,9 @@ struct reconcile_run {
 struct batch {
     struct reconciler *r;
     int pending;
-    int succeeded;   /* actions the engine carried out */
-    bool env_failed; /* the engine went away: stop */
+    int succeeded;       /* actions the engine carried out */
+    bool env_failed;     /* the engine went away: stop */
+    bool network_failed; /* a create or start failed on the app network: look at it again */
     struct orch_error env_err;
 };
 
@@ -158,11 +160,15 @@ void recon_op_start(struct reconcile_run *run, struct batch *b, struct svc_run *
 void recon_op_remove(struct reconcile_run *run, struct batch *b, struct svc_run *s, const char *id,
                      const char *name, int64_t grace_ms);
 int recon_batch_wait(struct batch *b, struct orch_error *err);
-int recon_ensure_network(struct reconcile_run *run, struct orch_error *err);
 int recon_ensure_volumes(struct reconcile_run *run, struct svc_run *s, struct orch_error *err);
 int recon_check_image(struct reconcile_run *run, struct svc_run *s, struct orch_error *err);
 bool recon_still_running(struct reconcile_run *run, const struct plan_instance *inst, size_t n);
 int recon_remove_app_infra(struct reconcile_run *run, bool remove_volumes, struct orch_error *err);
+
+/* network.c: the app network */
+int recon_ensure_network(struct reconcile_run *run, struct orch_error *err);
+bool recon_network_error(const struct orch_error *err);
+int recon_remove_app_networks(struct reconcile_run *run, struct orch_error *err);
 
 /* rollout_records.c: the rollout records in the store */
 int recon_last_good_revision(struct reconciler *r, const char *app, const char *svc, int64_t not,

@@ -78,6 +78,7 @@ static void run_free(struct reconcile_run *run)
         free(run->ready[i].id);
     }
     free(run->ready);
+    free(run->network_id);
 }
 
 struct ready_mark *recon_mark(struct reconcile_run *run, const char *id)

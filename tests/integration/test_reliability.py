@@ -2,8 +2,10 @@
 publish address that is not an IP literal, duplicate app networks, an app network removed by
 hand, a delete interrupted by SIGKILL. Each test reproduces the accident, then checks the
 recovery: exact counts, one network, nothing left behind."""
+import http.client
 import json
 import os
+import socket
 import signal
 import subprocess
 import sys
@@ -28,6 +30,31 @@ def networks(app):
         return []
     found = json.loads(docker("network", "inspect", *ids))
     return [n["Id"] for n in found if n["Name"] == f"orch-{app}"]
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("localhost", timeout=30)
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self.path)
+
+
+def create_duplicate_network(app, labels):
+    """POST /networks/create with CheckDuplicate off: what an interrupted create (or two state
+    dirs applying one app at once) leaves behind. Returns the new network's id."""
+    conn = _UnixConnection("/var/run/docker.sock")
+    body = json.dumps({"Name": f"orch-{app}", "Driver": "bridge", "CheckDuplicate": False,
+                       "Labels": labels})
+    conn.request("POST", "/v1.41/networks/create", body, {"Content-Type": "application/json"})
+    r = conn.getresponse()
+    data = r.read()
+    conn.close()
+    if r.status != 201:
+        raise unittest.SkipTest(f"the engine refuses duplicate network names ({r.status})")
+    return json.loads(data)["Id"]
 
 
 class ReliabilityTest(OrchTestCase):
@@ -97,6 +124,68 @@ class ReliabilityTest(OrchTestCase):
         self.assertEqual(len(c), 1)
         binds = c[0]["HostConfig"]["PortBindings"]["8080/tcp"]
         self.assertEqual([b["HostIp"] for b in binds], ["127.0.0.1"])
+
+
+    # ---- item 2: duplicate app networks ----
+
+    def state_id(self):
+        with open(os.path.join(self.state, "state-id")) as f:
+            return f.read().strip()
+
+    def assert_app(self, app, replicas, nets=1):
+        c = [x for x in containers(app) if x["State"]["Status"] == "running"]
+        self.assertEqual(len(c), replicas, [x["Name"] for x in containers(app)])
+        self.assertEqual(len(containers(app)), replicas)
+        self.assertEqual(len(networks(app)), nets)
+        sid = self.state_id()
+        for x in c:
+            self.assertEqual(x["Config"]["Labels"]["orch.state"], sid)
+            self.assertEqual(list(x["NetworkSettings"]["Networks"]), [f"orch-{app}"])
+
+    def test_duplicate_networks_are_repaired(self):
+        app = self.app("dup")
+        path = self.write("s.yaml", spec(app, replicas=2))
+        # an empty database gets its id at the first write: record, then make the duplicates an
+        # apply killed while creating the network leaves (both labelled as its own)
+        self.ok("apply", path, env={"ORCH_NO_CONVERGE": "1"})
+        labels = {"orch.app": app, "orch.state": self.state_id()}
+        create_duplicate_network(app, labels)
+        create_duplicate_network(app, labels)
+        self.assertEqual(len(networks(app)), 2)
+        r = self.ok("apply", path)
+        self.assertNotIn("crash loop", r.err + r.out)
+        self.assert_app(app, 2)
+        # an empty duplicate beside a network with instances: scale works, the empty one goes
+        create_duplicate_network(app, labels)
+        self.assertEqual(len(networks(app)), 2)
+        self.ok("scale", f"{app}/web=3")
+        self.assert_app(app, 3)
+        for x in containers(app):
+            port = x["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"]
+            self.assertIn("orch-demo", http_get(f"127.0.0.1:{port}", "/"))
+        # and delete --app removes every network of the app's name that is its own
+        create_duplicate_network(app, labels)
+        self.ok("delete", "--app", app)
+        self.assertEqual(containers(app), [])
+        self.assertEqual(networks(app), [])
+
+    def test_foreign_duplicate_is_named_not_a_crash_loop(self):
+        app = self.app("dupf")
+        path = self.write("s.yaml", spec(app, replicas=1))
+        self.ok("apply", path)
+        # a network of the same name orch did not make for this state dir: never removed
+        other = create_duplicate_network(app, {"orch.app": app})
+        try:
+            r = self.orch("scale", f"{app}/web=2")
+            self.assertEqual(r.code, 5, r)
+            self.assertIn("ambiguous", r.err)
+            self.assertIn(other[:12], r.err)
+            self.assertNotIn("crash loop", r.err + r.out)
+            self.assertIn(other, networks(app))
+        finally:
+            docker("network", "rm", other, check=False)
+        self.ok("scale", f"{app}/web=2")
+        self.assert_app(app, 2)
 
 
 if __name__ == "__main__":
