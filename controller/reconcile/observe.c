@@ -103,6 +103,22 @@ static void probe_once(struct reconciler *r, struct oneshot *v, size_t n)
     }
 }
 
+/* False for a running instance that cannot serve: off the app network (removed or
+ * disconnected by hand) or with a declared port not published. */
+static bool serving(const char *app, const struct docker_container *c, const struct spec_service *t)
+{
+    if (recon_detached(app, c))
+        return false;
+    for (size_t k = 0; t != NULL && k < t->ports_len; k++) {
+        const char *host = NULL;
+        int port = 0;
+        if (!recon_published(c, t->ports[k].container,
+                             t->ports[k].protocol == SPEC_PROTO_UDP ? "udp" : "tcp", &host, &port))
+            return false;
+    }
+    return true;
+}
+
 /* Fills st's instances from the observed containers of its service and queues a one-shot
  * probe for each running one that has a probe. */
 static void observe_service(struct reconcile_service_status *st, const struct spec_service *t,
@@ -121,6 +137,12 @@ static void observe_service(struct reconcile_service_status *st, const struct sp
         bool running = c->state && strcmp(c->state, "running") == 0;
         st->running += running;
         st->updated += ri->revision == st->revision;
+        if (running && !serving(st->app, c, t)) {
+            /* off the app network or without its endpoints: whatever a probe said before */
+            free(ri->health);
+            ri->health = orch_xstrdup("unhealthy");
+            continue;
+        }
         if (!running || t == NULL || t->health.kind == SPEC_PROBE_NONE)
             continue;
         if (t->health.kind != SPEC_PROBE_EXEC) {

@@ -119,7 +119,10 @@ static void svc_observe(struct reconcile_run *run, struct svc_run *s,
         pi->id = c->id;
         pi->name = recon_container_name(c);
         pi->revision = recon_label_revision(c);
-        pi->state = inst_state(c->state);
+        /* An instance that lost the app network lost its endpoints too: replaced like a dead
+         * one, but its loss is no crash of the revision. */
+        bool detached = recon_detached(run->app, c);
+        pi->state = detached ? PLAN_INST_DEAD : inst_state(c->state);
         pi->created_ms = c->created * 1000;
         pi->health = probe_instance(run, s, c, pi->state == PLAN_INST_RUNNING);
         bool draining = recon_mark(run, c->id)->drain_since != 0;
@@ -128,7 +131,7 @@ static void svc_observe(struct reconcile_run *run, struct svc_run *s,
         bool ready = !draining && pi->state == PLAN_INST_RUNNING &&
                      (t->health.kind == SPEC_PROBE_NONE || pi->health == PLAN_HEALTH_HEALTHY);
         pi->ready_since_ms = recon_ready_since(run, c->id, ready, now);
-        if ((pi->state == PLAN_INST_EXITED || pi->state == PLAN_INST_DEAD) &&
+        if ((pi->state == PLAN_INST_EXITED || pi->state == PLAN_INST_DEAD) && !detached &&
             pi->revision == s->row.revision && recon_exit_first_seen(run, c->id))
             p->new_exits++;
     }
@@ -451,6 +454,14 @@ int reconcile_run_pass(struct reconcile_run *run, struct reconcile_pass *out,
     size_t n_present = 0;
     for (size_t i = 0; i < run->n; i++)
         n_present += run->svcs[i].present;
+    /* The network is part of the desired state: an instance off it means it was removed or
+     * disconnected by hand, so it is looked at (and made again) before anything is created. */
+    for (size_t i = 0; i < obs.n && run->network_ok; i++)
+        if (recon_detached(run->app, &obs.v[i])) {
+            orch_log(ORCH_LOG_WARN, "%s: %s is not on network orch-%s any more; replacing it",
+                     run->app, recon_container_name(&obs.v[i]), run->app);
+            run->network_ok = false;
+        }
     if (n_present > 0)
         rc = recon_ensure_network(run, err);
     struct batch b = {.r = r};

@@ -143,6 +143,9 @@ const char *recon_container_name(const struct docker_container *c);
 bool recon_published(const struct docker_container *c, int port, const char *proto,
                      const char **host, int *host_port);
 void recon_idle(struct reconciler *r, int64_t ms);
+/* True for a running container that is not attached to the app network orch-APP (removed or
+ * disconnected by hand): it lost its alias and its published ports, so it is not serving. */
+bool recon_detached(const char *app, const struct docker_container *c);
 
 /* run_state.c: what a run remembers */
 struct ready_mark *recon_mark(struct reconcile_run *run, const char *id);

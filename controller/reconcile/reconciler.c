@@ -184,6 +184,14 @@ bool recon_published(const struct docker_container *c, int port, const char *pro
     return *host_port != 0;
 }
 
+bool recon_detached(const char *app, const struct docker_container *c)
+{
+    if (c->state == NULL || strcmp(c->state, "running") != 0 || !c->has_networks)
+        return false;
+    _cleanup_free_ char *name = orch_xasprintf("orch-%s", app);
+    return !orch_strv_contains(&c->networks, name);
+}
+
 static void idle_fired(uv_timer_t *t)
 {
     *(bool *)t->data = true;

@@ -188,5 +188,73 @@ class ReliabilityTest(OrchTestCase):
         self.assert_app(app, 2)
 
 
+    # ---- item 3: the app network removed by hand ----
+
+    def remove_network_by_hand(self, app, daemon=False):
+        """docker network disconnect of every instance, then docker network rm (again if a
+        daemon attached a replacement meanwhile)."""
+        net = f"orch-{app}"
+        for _ in range(10):
+            info = json.loads(docker("network", "inspect", net))[0]
+            for cid in info.get("Containers") or {}:
+                docker("network", "disconnect", "-f", net, cid, check=False)
+            if subprocess.run(["docker", "network", "rm", net], capture_output=True).returncode == 0:
+                break
+        else:
+            # a daemon replaced the instances on it faster than they could be disconnected:
+            # healed before the network went
+            self.assertTrue(daemon, f"could not remove {net}")
+        if not daemon:  # a daemon may have made it again already
+            self.assertEqual(networks(app), [])
+
+    def assert_serving(self, app, replicas):
+        self.assert_app(app, replicas)
+        st = self.ok("status", f"{app}/web", "-o", "json").json()
+        self.assertEqual(st["replicas"]["healthy"], replicas, st)
+        for inst in st["instances"]:
+            self.assertIn("orch-demo", http_get(inst["endpoints"]["http"], "/"))
+
+    def test_network_removed_by_hand_embedded(self):
+        app = self.app("netrm")
+        path = self.write("s.yaml", spec(app, replicas=2))
+        self.ok("apply", path)
+        self.assert_serving(app, 2)
+        self.remove_network_by_hand(app)
+        # no endpoint, so not healthy, whatever the last probe said
+        st = self.ok("status", f"{app}/web", "-o", "json").json()
+        self.assertEqual(st["replicas"]["healthy"], 0, st)
+        self.assertTrue(all(i["health"] != "healthy" for i in st["instances"]), st)
+        g = self.ok("get", "-o", "json").json()
+        row = [x for x in g["services"] if x["app"] == app][0]
+        self.assertEqual(row["replicas"]["healthy"], 0, g)
+        # applying again recreates the network and replaces the instances that lost it
+        r = self.orch("apply", path, timeout=120)
+        self.assertEqual(r.code, 0, r)
+        self.assert_serving(app, 2)
+        # and scale does too
+        self.remove_network_by_hand(app)
+        r = self.orch("scale", f"{app}/web=3", timeout=120)
+        self.assertEqual(r.code, 0, r)
+        self.assert_serving(app, 3)
+
+    def test_network_removed_by_hand_daemon(self):
+        app = self.app("netrmd")
+        path = self.write("s.yaml", spec(app, replicas=2))
+        self.ok("apply", path)
+        self.start_daemon()
+        self.remove_network_by_hand(app, daemon=True)
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            time.sleep(1)
+            try:
+                self.assert_serving(app, 2)
+                break
+            except AssertionError:
+                continue
+        else:
+            self.fail("the daemon did not heal the network\n" + self.daemon_log())
+        self.assert_serving(app, 2)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
