@@ -445,6 +445,8 @@ int reconcile_run_pass(struct reconcile_run *run, struct reconcile_pass *out,
     int64_t now = orch_now_mono_ms();
     memset(out, 0, sizeof(*out));
     int rc = recon_run_load(run, err);
+    if (rc == 0)
+        rc = recon_deletions_load(run, err);
     if (rc < 0)
         return rc;
     struct docker_container_list obs = {0};
@@ -474,6 +476,7 @@ int reconcile_run_pass(struct reconcile_run *run, struct reconcile_pass *out,
     if (rc == 0) {
         recon_forget_gone(run, &obs);
         recon_snapshot(run, &obs);
+        rc = recon_deletions_settle(run, &obs, n_present, err);
     }
     struct orch_error werr = {0};
     int wrc = recon_batch_wait(&b, &werr);
@@ -537,7 +540,9 @@ int reconcile_run_finish(struct reconcile_run *run, bool remove_volumes,
             rc = recon_rollout_complete(run, s, err);
     }
     if (rc == 0 && n_present == 0)
-        rc = recon_remove_app_infra(run, remove_volumes, err);
+        rc = recon_remove_app_infra(run, remove_volumes || recon_deleting_volumes(run), err);
+    if (rc == 0 && n_present == 0)
+        rc = recon_deletions_finish(run, err); /* a delete is over once its network went */
     if (rc == 0) {
         if (run->outcome_msg[0])
             snprintf(report->message, sizeof(report->message), "%s", run->outcome_msg);

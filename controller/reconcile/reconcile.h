@@ -160,10 +160,13 @@ struct reconcile_service_status {
     char *replaced;      /* why the daemon last replaced an instance ("exited", "dead",
                             "unhealthy"), "" when it never did or no daemon ever ran */
     int64_t replaced_ms; /* when (wall clock ms), 0 for never */
+    bool deleting;       /* a delete of the service is in progress: its containers are left
+                            (desired 0, revision 0, no template) */
 };
 
 /* Lists the containers of every app (app NULL) or one app and counts them per service of the
- * store. Services that exist only as containers are not listed. Health: with a daemon running
+ * store, then per service being deleted (deleting). Services that exist only as containers are
+ * not listed. Health: with a daemon running
  * on the state dir (store_daemon_running), the verdicts it published to the store; without one,
  * or for instances it has not judged yet, one probe of each running instance (bounded by the
  * longest probe timeout). The same call serves both cases, so callers need not know which. */

@@ -121,6 +121,8 @@ struct reconcile_run {
     size_t n_ready;
     bool network_ok;  /* the app network was found (or made) and is the only one of its name */
     char *network_id; /* its id, what instances are created on */
+    struct store_deletion *dels; /* deletes of the app in progress, as of this pass */
+    size_t n_dels;
     char outcome_msg[512];
 };
 
@@ -172,6 +174,14 @@ int recon_remove_app_infra(struct reconcile_run *run, bool remove_volumes, struc
 int recon_ensure_network(struct reconcile_run *run, struct orch_error *err);
 bool recon_network_error(const struct orch_error *err);
 int recon_remove_app_networks(struct reconcile_run *run, struct orch_error *err);
+
+/* deletions.c: deletes in progress */
+int recon_deletions_load(struct reconcile_run *run, struct orch_error *err);
+bool recon_deleting_volumes(const struct reconcile_run *run);
+int recon_deletions_settle(struct reconcile_run *run, const struct docker_container_list *obs,
+                           size_t n_present, struct orch_error *err);
+int recon_deletions_finish(struct reconcile_run *run, struct orch_error *err);
+void recon_deletions_free(struct reconcile_run *run);
 
 /* rollout_records.c: the rollout records in the store */
 int recon_last_good_revision(struct reconciler *r, const char *app, const char *svc, int64_t not,

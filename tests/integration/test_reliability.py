@@ -32,6 +32,11 @@ def networks(app):
     return [n["Id"] for n in found if n["Name"] == f"orch-{app}"]
 
 
+def count(app):
+    """How many containers carry orch.app=APP (no inspect: they may go meanwhile)."""
+    return len(docker("ps", "-aq", "--filter", f"label=orch.app={app}").split())
+
+
 class _UnixConnection(http.client.HTTPConnection):
     def __init__(self, path):
         super().__init__("localhost", timeout=30)
@@ -254,6 +259,67 @@ class ReliabilityTest(OrchTestCase):
         else:
             self.fail("the daemon did not heal the network\n" + self.daemon_log())
         self.assert_serving(app, 2)
+
+
+    # ---- item 4: a delete interrupted ----
+
+    def get_rows(self, app):
+        g = self.ok("get", "-o", "json").json()
+        return [x for x in g["services"] if x["app"] == app]
+
+    def test_interrupted_delete_stays_visible_and_is_finished(self):
+        app = self.app("del")
+        path = self.write("s.yaml", spec_yaml(app, service_yaml("web", "orch-demo:1", 3),
+                                              service_yaml("api", "orch-demo:1", 2)))
+        self.ok("apply", path)
+        self.assertEqual(len(containers(app)), 5)
+        # what a SIGKILL right after the delete committed leaves: recorded, nothing removed
+        self.ok("delete", "--app", app, env={"ORCH_NO_CONVERGE": "1"})
+        self.assertEqual(len(containers(app)), 5)
+        rows = self.get_rows(app)
+        self.assertEqual(sorted(r["service"] for r in rows), ["api", "web"], rows)
+        for r in rows:
+            self.assertEqual(r["rollout"]["state"], "deleting", r)
+        self.assertEqual(sum(r["replicas"]["running"] for r in rows), 5, rows)
+        self.assertIn("deleting", self.ok("get").out)
+        # the next delete --app finishes it
+        self.ok("delete", "--app", app)
+        self.assertEqual(containers(app), [])
+        self.assertEqual(networks(app), [])
+        self.assertEqual(self.get_rows(app), [])
+
+    def test_killed_delete_is_finished_by_the_next_command(self):
+        app = self.app("delk")
+        path = self.write("s.yaml", spec_yaml(app, service_yaml("web", "orch-demo:1", 5)))
+        self.ok("apply", path)
+        p = subprocess.Popen([ORCH, "--state", self.state, "delete", "--app", app],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.4)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        left = len(containers(app))
+        if left:
+            rows = self.get_rows(app)
+            self.assertTrue(rows and all(r["rollout"]["state"] == "deleting" for r in rows), rows)
+        self.ok("delete", "--app", app)
+        self.assertEqual(containers(app), [])
+        self.assertEqual(networks(app), [])
+        self.assertEqual(self.get_rows(app), [])
+
+    def test_interrupted_delete_is_finished_by_a_daemon(self):
+        app = self.app("deld")
+        path = self.write("s.yaml", spec_yaml(app, service_yaml("web", "orch-demo:1", 3)))
+        self.ok("apply", path)
+        self.ok("delete", "--app", app, env={"ORCH_NO_CONVERGE": "1"})
+        self.assertEqual(len(containers(app)), 3)
+        self.start_daemon()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (count(app) or networks(app)
+                                               or self.get_rows(app)):
+            time.sleep(0.5)
+        self.assertEqual(containers(app), [], self.daemon_log())
+        self.assertEqual(networks(app), [], self.daemon_log())
+        self.assertEqual(self.get_rows(app), [])
 
 
 if __name__ == "__main__":
