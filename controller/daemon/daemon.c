@@ -104,6 +104,14 @@ static int discover_apps(struct daemon *d, struct orch_error *err)
     for (size_t i = 0; i < n; i++)
         app_get(d, apps[i].name);
     store_apps_free(apps, n);
+    /* deletes in progress, even with no container left (their network may be) */
+    struct store_deletion *dels = NULL;
+    rc = store_deletions_list(d->store, NULL, &dels, &n, err);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        app_get(d, dels[i].app);
+    store_deletions_free(dels, n);
     struct orch_strv names = {0};
     rc = reconciler_container_apps(d->rec, &names, err);
     for (size_t i = 0; rc == 0 && i < names.n; i++)

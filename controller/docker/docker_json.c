@@ -562,6 +562,7 @@ static void container_free(struct docker_container *c)
         free(c->ports[i].type);
     }
     free(c->ports);
+    orch_strv_free(&c->networks);
     *c = (struct docker_container){0};
 }
 
@@ -588,6 +589,13 @@ static int parse_container(json_t *o, struct docker_container *c, struct orch_er
     for (size_t k = 0; k < names.n; k++)
         orch_strv_push(&c->names, names.v[k][0] == '/' ? names.v[k] + 1 : names.v[k]);
     orch_strv_free(&names);
+    json_t *ns = NULL, *nets = NULL, *nv;
+    const char *nk;
+    if ((r = get_container(o, "NetworkSettings", false, &ns, w, err)) < 0 ||
+        (ns != NULL && (r = get_container(ns, "Networks", false, &nets, w, err)) < 0))
+        return r;
+    c->has_networks = nets != NULL;
+    json_object_foreach(nets, nk, nv) orch_strv_push(&c->networks, nk);
     if (ports == NULL)
         return 0;
     c->ports = orch_xcalloc(json_array_size(ports), sizeof(*c->ports));

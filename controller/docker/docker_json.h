@@ -148,6 +148,10 @@ struct docker_container {
     int64_t created; /* unix seconds */
     struct docker_port *ports;
     size_t n_ports;
+    /* NetworkSettings.Networks: the names of the networks it is attached to; has_networks is
+     * false when the answer had no such object (nothing can be said then). */
+    struct orch_strv networks;
+    bool has_networks;
 };
 struct docker_container_list {
     struct docker_container *v;

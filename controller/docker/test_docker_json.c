@@ -494,6 +494,21 @@ static void test_parse_container_list_fixture(void **state)
     assert_int_equal(docker_json_parse_container_list("[]", 2, &l, &err), 0);
     assert_int_equal(l.n, 0);
     docker_container_list_free(&l);
+
+    /* The networks it is on: none after `docker network disconnect`, unknown when absent. */
+    const char *nets = "[{\"Id\":\"a\",\"NetworkSettings\":{\"Networks\":{\"orch-shop\":{}}}},"
+                       "{\"Id\":\"b\",\"NetworkSettings\":{\"Networks\":{}}},{\"Id\":\"c\"}]";
+    assert_int_equal(docker_json_parse_container_list(nets, strlen(nets), &l, &err), 0);
+    assert_int_equal(l.n, 3);
+    assert_true(l.v[0].has_networks);
+    assert_int_equal(l.v[0].networks.n, 1);
+    assert_string_equal(l.v[0].networks.v[0], "orch-shop");
+    assert_true(l.v[1].has_networks);
+    assert_int_equal(l.v[1].networks.n, 0);
+    assert_false(l.v[2].has_networks);
+    docker_container_list_free(&l);
+    const char *bad = "[{\"Id\":\"a\",\"NetworkSettings\":{\"Networks\":[]}}]";
+    assert_int_equal(docker_json_parse_container_list(bad, strlen(bad), &l, &err), -ORCH_E_DOCKER);
 }
 
 static void test_parse_inspect_fixtures(void **state)

@@ -65,13 +65,16 @@ static int delete_targets(const struct ops_ctx *ctx, struct store *s,
 /* In the open transaction: the services with their events, then every touched app with no
  * service left. */
 static int delete_write(const struct ops_ctx *ctx, struct store *s, const struct orch_strv *apps,
-                        const struct orch_strv *svcs, const struct orch_strv *touched,
+                        const struct orch_strv *svcs, const struct orch_strv *touched, bool volumes,
                         struct orch_error *err)
 {
     int rc = 0;
     int64_t now = orch_now_wall_ms();
     for (size_t i = 0; rc == 0 && i < svcs->n; i++) {
         rc = store_service_delete(s, apps->v[i], svcs->v[i], err);
+        /* visible as `deleting` until its containers are gone, even if this process dies */
+        if (rc == 0)
+            rc = store_deletion_add(s, apps->v[i], svcs->v[i], false, now, err);
         if (rc == 0)
             rc = store_event_add(s, apps->v[i], svcs->v[i], "deleted", ctx->actor, now, err);
     }
@@ -86,8 +89,23 @@ static int delete_write(const struct ops_ctx *ctx, struct store *s, const struct
                 orch_error_clear(err);
             else
                 rc = q;
+            if (rc == 0)
+                rc = store_deletion_add(s, touched->v[i], NULL, volumes, now, err);
         }
     }
+    return rc;
+}
+
+/* Deletes that a killed command left unfinished are finished by this one too. */
+static int unfinished_deletes(struct store *s, struct orch_strv *touched, struct orch_error *err)
+{
+    struct store_deletion *v = NULL;
+    size_t n = 0;
+    int rc = store_deletions_list(s, NULL, &v, &n, err);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (!orch_strv_contains(touched, v[i].app))
+            orch_strv_push(touched, v[i].app);
+    store_deletions_free(v, n);
     return rc;
 }
 
@@ -120,7 +138,9 @@ int ops_delete(const struct ops_ctx *ctx, const struct ops_delete_req *req,
     if (rc == 0)
         rc = store_begin(s, err);
     if (rc == 0)
-        rc = delete_write(ctx, s, &out->apps, &out->services, &touched, err);
+        rc = delete_write(ctx, s, &out->apps, &out->services, &touched, req->volumes, err);
+    if (rc == 0)
+        rc = unfinished_deletes(s, &touched, err);
     if (rc == 0)
         rc = store_commit(s, err);
     else if (s != NULL)

@@ -43,6 +43,30 @@ static void row_set(struct store *s, const struct store_service *v,
     row->updated = o ? o->updated : 0;
 }
 
+/* A delete in progress shows as its service with rollout state "deleting" and the containers
+ * still there, until they are gone (a whole app's own record shows through its services). */
+static void deleting_row_add(struct ops_get_result *out, const struct store_deletion *d,
+                             const struct store_service *v, size_t n,
+                             const struct reconcile_service_status *obs, size_t nobs)
+{
+    if (d->service[0] == '\0')
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i].app, d->app) == 0 && strcmp(v[i].name, d->service) == 0)
+            return; /* applied again meanwhile */
+    struct ops_service_row *row = &out->v[out->n++];
+    row->app = orch_xstrdup(d->app);
+    row->service = orch_xstrdup(d->service);
+    row->rollout_state = "deleting";
+    for (size_t j = 0; j < nobs; j++)
+        if (obs[j].deleting && strcmp(obs[j].app, d->app) == 0 &&
+            strcmp(obs[j].service, d->service) == 0) {
+            row->running = obs[j].running;
+            row->healthy = obs[j].healthy;
+            row->updated = obs[j].updated;
+        }
+}
+
 int ops_get(const struct ops_ctx *ctx, struct ops_get_result *out)
 {
     memset(out, 0, sizeof(*out));
@@ -51,18 +75,25 @@ int ops_get(const struct ops_ctx *ctx, struct ops_get_result *out)
     size_t n = 0;
     struct reconcile_service_status *obs = NULL;
     size_t nobs = 0;
+    struct store_deletion *dels = NULL;
+    size_t n_dels = 0;
     int rc = ops_store_open(ctx, false, &s, &out->err);
     if (rc == 0 && s != NULL)
         rc = store_services_list(s, NULL, &v, &n, &out->err);
+    if (rc == 0 && s != NULL)
+        rc = store_deletions_list(s, NULL, &dels, &n_dels, &out->err);
     /* Observed counts come from the engine; with nothing in the store it is not asked. */
-    if (rc == 0 && n > 0 && !ops_no_converge())
+    if (rc == 0 && n + n_dels > 0 && !ops_no_converge())
         rc = observe(ctx, s, NULL, &obs, &nobs, &out->err);
     if (rc == 0) {
-        out->v = orch_xcalloc(n + 1, sizeof(*out->v));
+        out->v = orch_xcalloc(n + n_dels + 1, sizeof(*out->v));
         out->n = n;
         for (size_t i = 0; i < n; i++)
             row_set(s, &v[i], obs, nobs, &out->v[i]);
+        for (size_t i = 0; i < n_dels; i++)
+            deleting_row_add(out, &dels[i], v, n, obs, nobs);
     }
+    store_deletions_free(dels, n_dels);
     out->exit_code = rc < 0 ? ops_error_exit(&out->err) : ORCH_EXIT_OK;
     reconcile_status_free(obs, nobs);
     store_services_free(v, n);

@@ -54,6 +54,12 @@ static void op_refused(struct op *op, const char *what, const struct orch_error 
     if (op_env_failure(op, err))
         return;
     orch_log(ORCH_LOG_WARN, "%s %s: %s", what, op->name ? op->name : op->id, err->msg);
+    /* The app network gone or ambiguous is not the instance's fault: the pass repairs the
+     * network and creates again, and no crash is counted (nor reported as a crash loop). */
+    if (recon_network_error(err)) {
+        op->b->network_failed = true;
+        return;
+    }
     if (op->svc != NULL)
         op->svc->failed_actions++;
 }
@@ -72,7 +78,8 @@ static void op_create_done(void *data, long status, const struct orch_error *err
 {
     struct op *op = data;
     if (err->code != ORCH_E_OK) {
-        if (err->code == ORCH_E_NOTFOUND && strstr(err->msg, "image") != NULL)
+        if (err->code == ORCH_E_NOTFOUND && !recon_network_error(err) &&
+            strstr(err->msg, "image") != NULL)
             op->svc->image_ok_revision = -1; /* re-checked and failed on the next pass */
         else
             op_refused(op, "create", err);
@@ -197,7 +204,10 @@ void recon_op_create(struct reconcile_run *run, struct batch *b, struct svc_run 
     char **vols = orch_xcalloc(t->volumes_len + 1, sizeof(char *));
     for (size_t i = 0; i < t->volumes_len; i++)
         vols[i] = orch_xasprintf("orch-%s-%s", run->app, t->volumes[i].source);
-    _cleanup_free_ char *network = orch_xasprintf("orch-%s", run->app);
+    /* by id: a duplicate name (being repaired) or a network recreated meanwhile must not
+     * leave the instance on the wrong one; a stale id fails and the pass looks again */
+    _cleanup_free_ char *network =
+        run->network_id ? orch_xstrdup(run->network_id) : orch_xasprintf("orch-%s", run->app);
     struct docker_container_create c;
     create_spec_build(run, s, &c, ports, mounts, vols, network);
 
@@ -261,39 +271,6 @@ int recon_batch_wait(struct batch *b, struct orch_error *err)
 }
 
 /* ---- infrastructure: the app network and named volumes ------------------------------------ */
-
-int recon_ensure_network(struct reconcile_run *run, struct orch_error *err)
-{
-    if (run->network_ok)
-        return 0;
-    struct reconciler *r = run->r;
-    _cleanup_free_ char *name = orch_xasprintf("orch-%s", run->app);
-    struct docker_network net = {0};
-    struct docker_sync s = {0};
-    int rc = docker_network_inspect(r->dc, name, &net, docker_sync_done, &s, err);
-    if (rc == 0)
-        rc = recon_sync(r, &s, 1, err);
-    docker_network_free(&net);
-    if (rc == -ORCH_E_NOTFOUND) {
-        orch_error_clear(err);
-        struct docker_kvs labels = {0};
-        docker_kvs_add(&labels, "orch.app", run->app);
-        char *id = NULL;
-        struct docker_sync c = {0};
-        rc = docker_network_create(r->dc, name, &labels, &id, docker_sync_done, &c, err);
-        if (rc == 0)
-            rc = recon_sync(r, &c, 1, err);
-        free(id);
-        docker_kvs_free(&labels);
-        if (rc < 0 && c.status == 409) { /* created meanwhile by another orch */
-            orch_error_clear(err);
-            rc = 0;
-        }
-    }
-    if (rc == 0)
-        run->network_ok = true;
-    return rc;
-}
 
 int recon_ensure_volumes(struct reconcile_run *run, struct svc_run *s, struct orch_error *err)
 {
@@ -411,20 +388,7 @@ bool recon_still_running(struct reconcile_run *run, const struct plan_instance *
 int recon_remove_app_infra(struct reconcile_run *run, bool remove_volumes, struct orch_error *err)
 {
     struct reconciler *r = run->r;
-    _cleanup_free_ char *name = orch_xasprintf("orch-%s", run->app);
-    struct docker_sync s = {0};
-    int rc = docker_network_remove(r->dc, name, docker_sync_done, &s, err);
-    if (rc == 0)
-        rc = recon_sync(r, &s, 1, err);
-    if (rc == -ORCH_E_NOTFOUND) {
-        orch_error_clear(err);
-        rc = 0;
-    } else if (rc == -ORCH_E_DOCKER) {
-        /* still in use, e.g. by a container orch does not manage: keep it, say so */
-        orch_log(ORCH_LOG_WARN, "%s: network %s kept: %s", run->app, name, err->msg);
-        orch_error_clear(err);
-        rc = 0;
-    }
+    int rc = recon_remove_app_networks(run, err);
     if (rc < 0 || !remove_volumes)
         return rc;
     _cleanup_free_ char *label = orch_xasprintf("orch.app=%s", run->app);

@@ -103,6 +103,22 @@ static void probe_once(struct reconciler *r, struct oneshot *v, size_t n)
     }
 }
 
+/* False for a running instance that cannot serve: off the app network (removed or
+ * disconnected by hand) or with a declared port not published. */
+static bool serving(const char *app, const struct docker_container *c, const struct spec_service *t)
+{
+    if (recon_detached(app, c))
+        return false;
+    for (size_t k = 0; t != NULL && k < t->ports_len; k++) {
+        const char *host = NULL;
+        int port = 0;
+        if (!recon_published(c, t->ports[k].container,
+                             t->ports[k].protocol == SPEC_PROTO_UDP ? "udp" : "tcp", &host, &port))
+            return false;
+    }
+    return true;
+}
+
 /* Fills st's instances from the observed containers of its service and queues a one-shot
  * probe for each running one that has a probe. */
 static void observe_service(struct reconcile_service_status *st, const struct spec_service *t,
@@ -121,6 +137,12 @@ static void observe_service(struct reconcile_service_status *st, const struct sp
         bool running = c->state && strcmp(c->state, "running") == 0;
         st->running += running;
         st->updated += ri->revision == st->revision;
+        if (running && !serving(st->app, c, t)) {
+            /* off the app network or without its endpoints: whatever a probe said before */
+            free(ri->health);
+            ri->health = orch_xstrdup("unhealthy");
+            continue;
+        }
         if (!running || t == NULL || t->health.kind == SPEC_PROBE_NONE)
             continue;
         if (t->health.kind != SPEC_PROBE_EXEC) {
@@ -199,11 +221,33 @@ int reconcile_observe(struct reconciler *r, const char *app, struct reconcile_se
         store_services_free(svcs, n);
         return rc;
     }
-    struct reconcile_service_status *v = orch_xcalloc(n + 1, sizeof(*v));
+    /* services being deleted: listed (deleting) while any of their containers is left */
+    struct store_deletion *dels = NULL;
+    size_t n_dels = 0;
+    struct orch_error de = {0};
+    if (store_deletions_list(r->store, app, &dels, &n_dels, &de) < 0)
+        n_dels = 0;
+    struct reconcile_service_status *v = orch_xcalloc(n + n_dels + 1, sizeof(*v));
     struct spec_service *tmpls = orch_xcalloc(n + 1, sizeof(*tmpls));
     bool *have = orch_xcalloc(n + 1, sizeof(*have));
     struct oneshot *shots = orch_xcalloc(obs.n + 1, sizeof(*shots));
     size_t nshots = 0;
+    size_t n_all = n;
+    for (size_t i = 0; i < n_dels; i++) {
+        bool listed = dels[i].service[0] == '\0';
+        for (size_t k = 0; k < n && !listed; k++)
+            listed =
+                strcmp(svcs[k].app, dels[i].app) == 0 && strcmp(svcs[k].name, dels[i].service) == 0;
+        if (listed)
+            continue;
+        struct reconcile_service_status *st = &v[n_all++];
+        st->app = orch_xstrdup(dels[i].app);
+        st->service = orch_xstrdup(dels[i].service);
+        st->deleting = true;
+        st->replaced = orch_xstrdup("");
+        observe_service(st, NULL, &obs, shots, &nshots);
+    }
+    store_deletions_free(dels, n_dels);
     for (size_t i = 0; i < n; i++) {
         struct reconcile_service_status *st = &v[i];
         st->app = orch_xstrdup(svcs[i].app);
@@ -236,13 +280,17 @@ int reconcile_observe(struct reconciler *r, const char *app, struct reconcile_se
         if (have[i])
             spec_service_free(&tmpls[i]);
     }
+    for (size_t i = n; i < n_all; i++)
+        for (size_t j = 0; j < v[i].n_instances; j++)
+            v[i].healthy += strcmp(v[i].instances[j].state, "running") == 0 &&
+                            strcmp(v[i].instances[j].health, "none") == 0;
     free(shots);
     free(have);
     free(tmpls);
     docker_container_list_free(&obs);
     store_services_free(svcs, n);
     *out = v;
-    *n_out = n;
+    *n_out = n_all;
     return 0;
 }
 

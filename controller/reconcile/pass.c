@@ -119,7 +119,10 @@ static void svc_observe(struct reconcile_run *run, struct svc_run *s,
         pi->id = c->id;
         pi->name = recon_container_name(c);
         pi->revision = recon_label_revision(c);
-        pi->state = inst_state(c->state);
+        /* An instance that lost the app network lost its endpoints too: replaced like a dead
+         * one, but its loss is no crash of the revision. */
+        bool detached = recon_detached(run->app, c);
+        pi->state = detached ? PLAN_INST_DEAD : inst_state(c->state);
         pi->created_ms = c->created * 1000;
         pi->health = probe_instance(run, s, c, pi->state == PLAN_INST_RUNNING);
         bool draining = recon_mark(run, c->id)->drain_since != 0;
@@ -128,7 +131,7 @@ static void svc_observe(struct reconcile_run *run, struct svc_run *s,
         bool ready = !draining && pi->state == PLAN_INST_RUNNING &&
                      (t->health.kind == SPEC_PROBE_NONE || pi->health == PLAN_HEALTH_HEALTHY);
         pi->ready_since_ms = recon_ready_since(run, c->id, ready, now);
-        if ((pi->state == PLAN_INST_EXITED || pi->state == PLAN_INST_DEAD) &&
+        if ((pi->state == PLAN_INST_EXITED || pi->state == PLAN_INST_DEAD) && !detached &&
             pi->revision == s->row.revision && recon_exit_first_seen(run, c->id))
             p->new_exits++;
     }
@@ -442,6 +445,8 @@ int reconcile_run_pass(struct reconcile_run *run, struct reconcile_pass *out,
     int64_t now = orch_now_mono_ms();
     memset(out, 0, sizeof(*out));
     int rc = recon_run_load(run, err);
+    if (rc == 0)
+        rc = recon_deletions_load(run, err);
     if (rc < 0)
         return rc;
     struct docker_container_list obs = {0};
@@ -451,6 +456,14 @@ int reconcile_run_pass(struct reconcile_run *run, struct reconcile_pass *out,
     size_t n_present = 0;
     for (size_t i = 0; i < run->n; i++)
         n_present += run->svcs[i].present;
+    /* The network is part of the desired state: an instance off it means it was removed or
+     * disconnected by hand, so it is looked at (and made again) before anything is created. */
+    for (size_t i = 0; i < obs.n && run->network_ok; i++)
+        if (recon_detached(run->app, &obs.v[i])) {
+            orch_log(ORCH_LOG_WARN, "%s: %s is not on network orch-%s any more; replacing it",
+                     run->app, recon_container_name(&obs.v[i]), run->app);
+            run->network_ok = false;
+        }
     if (n_present > 0)
         rc = recon_ensure_network(run, err);
     struct batch b = {.r = r};
@@ -463,10 +476,13 @@ int reconcile_run_pass(struct reconcile_run *run, struct reconcile_pass *out,
     if (rc == 0) {
         recon_forget_gone(run, &obs);
         recon_snapshot(run, &obs);
+        rc = recon_deletions_settle(run, &obs, n_present, err);
     }
     struct orch_error werr = {0};
     int wrc = recon_batch_wait(&b, &werr);
     docker_container_list_free(&obs);
+    if (b.network_failed)
+        run->network_ok = false; /* gone or ambiguous: found, made or repaired next pass */
     if (rc == 0 && wrc < 0) {
         *err = werr;
         rc = wrc;
@@ -524,7 +540,9 @@ int reconcile_run_finish(struct reconcile_run *run, bool remove_volumes,
             rc = recon_rollout_complete(run, s, err);
     }
     if (rc == 0 && n_present == 0)
-        rc = recon_remove_app_infra(run, remove_volumes, err);
+        rc = recon_remove_app_infra(run, remove_volumes || recon_deleting_volumes(run), err);
+    if (rc == 0 && n_present == 0)
+        rc = recon_deletions_finish(run, err); /* a delete is over once its network went */
     if (rc == 0) {
         if (run->outcome_msg[0])
             snprintf(report->message, sizeof(report->message), "%s", run->outcome_msg);

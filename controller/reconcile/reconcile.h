@@ -23,8 +23,13 @@ struct reconcile_options {
     bool progress;               /* print progress lines on stderr */
 };
 
-/* Connects to the engine named by DOCKER_HOST (and the TLS variables) and checks that it
- * answers: ORCH_E_ENV naming the endpoint when it does not. The store is borrowed. */
+/* Pure: 0 when addr is an IPv4 or IPv6 literal, else ORCH_E_INVALID naming it (docs/cli.md,
+ * "Environment": names are refused, Docker would publish on every interface instead). */
+int reconcile_publish_address_check(const char *addr, struct orch_error *err);
+
+/* Checks the publish address (ORCH_E_INVALID, before anything else), connects to the engine
+ * named by DOCKER_HOST (and the TLS variables) and checks that it answers: ORCH_E_ENV naming the
+ * endpoint when it does not. The store is borrowed. */
 int reconciler_new(struct store *s, const struct reconcile_options *opts, struct reconciler **out,
                    struct orch_error *err);
 void reconciler_free(struct reconciler *r);
@@ -155,10 +160,13 @@ struct reconcile_service_status {
     char *replaced;      /* why the daemon last replaced an instance ("exited", "dead",
                             "unhealthy"), "" when it never did or no daemon ever ran */
     int64_t replaced_ms; /* when (wall clock ms), 0 for never */
+    bool deleting;       /* a delete of the service is in progress: its containers are left
+                            (desired 0, revision 0, no template) */
 };
 
 /* Lists the containers of every app (app NULL) or one app and counts them per service of the
- * store. Services that exist only as containers are not listed. Health: with a daemon running
+ * store, then per service being deleted (deleting). Services that exist only as containers are
+ * not listed. Health: with a daemon running
  * on the state dir (store_daemon_running), the verdicts it published to the store; without one,
  * or for instances it has not judged yet, one probe of each running instance (bounded by the
  * longest probe timeout). The same call serves both cases, so callers need not know which. */

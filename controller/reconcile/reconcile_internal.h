@@ -119,7 +119,10 @@ struct reconcile_run {
     size_t n;
     struct ready_mark *ready;
     size_t n_ready;
-    bool network_ok;
+    bool network_ok;  /* the app network was found (or made) and is the only one of its name */
+    char *network_id; /* its id, what instances are created on */
+    struct store_deletion *dels; /* deletes of the app in progress, as of this pass */
+    size_t n_dels;
     char outcome_msg[512];
 };
 
@@ -127,8 +130,9 @@ struct reconcile_run {
 struct batch {
     struct reconciler *r;
     int pending;
-    int succeeded;   /* actions the engine carried out */
-    bool env_failed; /* the engine went away: stop */
+    int succeeded;       /* actions the engine carried out */
+    bool env_failed;     /* the engine went away: stop */
+    bool network_failed; /* a create or start failed on the app network: look at it again */
     struct orch_error env_err;
 };
 
@@ -141,6 +145,9 @@ const char *recon_container_name(const struct docker_container *c);
 bool recon_published(const struct docker_container *c, int port, const char *proto,
                      const char **host, int *host_port);
 void recon_idle(struct reconciler *r, int64_t ms);
+/* True for a running container that is not attached to the app network orch-APP (removed or
+ * disconnected by hand): it lost its alias and its published ports, so it is not serving. */
+bool recon_detached(const char *app, const struct docker_container *c);
 
 /* run_state.c: what a run remembers */
 struct ready_mark *recon_mark(struct reconcile_run *run, const char *id);
@@ -158,11 +165,23 @@ void recon_op_start(struct reconcile_run *run, struct batch *b, struct svc_run *
 void recon_op_remove(struct reconcile_run *run, struct batch *b, struct svc_run *s, const char *id,
                      const char *name, int64_t grace_ms);
 int recon_batch_wait(struct batch *b, struct orch_error *err);
-int recon_ensure_network(struct reconcile_run *run, struct orch_error *err);
 int recon_ensure_volumes(struct reconcile_run *run, struct svc_run *s, struct orch_error *err);
 int recon_check_image(struct reconcile_run *run, struct svc_run *s, struct orch_error *err);
 bool recon_still_running(struct reconcile_run *run, const struct plan_instance *inst, size_t n);
 int recon_remove_app_infra(struct reconcile_run *run, bool remove_volumes, struct orch_error *err);
+
+/* network.c: the app network */
+int recon_ensure_network(struct reconcile_run *run, struct orch_error *err);
+bool recon_network_error(const struct orch_error *err);
+int recon_remove_app_networks(struct reconcile_run *run, struct orch_error *err);
+
+/* deletions.c: deletes in progress */
+int recon_deletions_load(struct reconcile_run *run, struct orch_error *err);
+bool recon_deleting_volumes(const struct reconcile_run *run);
+int recon_deletions_settle(struct reconcile_run *run, const struct docker_container_list *obs,
+                           size_t n_present, struct orch_error *err);
+int recon_deletions_finish(struct reconcile_run *run, struct orch_error *err);
+void recon_deletions_free(struct reconcile_run *run);
 
 /* rollout_records.c: the rollout records in the store */
 int recon_last_good_revision(struct reconciler *r, const char *app, const char *svc, int64_t not,

@@ -3,6 +3,7 @@
  * readers). It keeps no per-app state and makes no decision; see pass.c for the work. */
 #include "reconcile_internal.h"
 
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,15 +27,32 @@ int recon_sync(struct reconciler *r, struct docker_sync *s, size_t n, struct orc
     return docker_sync_wait(r->dc, s, n, err);
 }
 
+int reconcile_publish_address_check(const char *addr, struct orch_error *err)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (addr != NULL && (inet_pton(AF_INET, addr, &a4) == 1 || inet_pton(AF_INET6, addr, &a6) == 1))
+        return 0;
+    /* Docker binds a HostIp it cannot parse to every interface (0.0.0.0 and [::]): a name or a
+     * typo would publish what is meant for loopback on the whole network. Names are refused
+     * rather than resolved, so what is published never depends on a resolver. */
+    return orch_fail(err, ORCH_E_INVALID, 0,
+                     "ORCH_PUBLISH_ADDRESS '%s' is not an IP address (give an IPv4 or IPv6 "
+                     "literal such as 127.0.0.1 or ::1; host names are not accepted)",
+                     addr ? addr : "");
+}
+
 int reconciler_new(struct store *s, const struct reconcile_options *opts, struct reconciler **out,
                    struct orch_error *err)
 {
+    const char *pub =
+        opts && opts->publish_address ? opts->publish_address : getenv("ORCH_PUBLISH_ADDRESS");
+    if (pub != NULL && *pub != '\0' && reconcile_publish_address_check(pub, err) < 0)
+        return -(int)err->code;
     struct reconciler *r = orch_xcalloc(1, sizeof(*r));
     r->store = s;
     r->progress = opts ? opts->progress : false;
     r->timeout_ms = opts ? opts->timeout_ms : 0;
-    const char *pub =
-        opts && opts->publish_address ? opts->publish_address : getenv("ORCH_PUBLISH_ADDRESS");
     r->publish_address = orch_xstrdup(pub && *pub ? pub : "127.0.0.1");
     int rc = uv_loop_init(&r->loop);
     if (rc < 0) {
@@ -164,6 +182,14 @@ bool recon_published(const struct docker_container *c, int port, const char *pro
         *host_port = p->public_port;
     }
     return *host_port != 0;
+}
+
+bool recon_detached(const char *app, const struct docker_container *c)
+{
+    if (c->state == NULL || strcmp(c->state, "running") != 0 || !c->has_networks)
+        return false;
+    _cleanup_free_ char *name = orch_xasprintf("orch-%s", app);
+    return !orch_strv_contains(&c->networks, name);
 }
 
 static void idle_fired(uv_timer_t *t)

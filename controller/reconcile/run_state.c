@@ -78,6 +78,8 @@ static void run_free(struct reconcile_run *run)
         free(run->ready[i].id);
     }
     free(run->ready);
+    free(run->network_id);
+    recon_deletions_free(run);
 }
 
 struct ready_mark *recon_mark(struct reconcile_run *run, const char *id)

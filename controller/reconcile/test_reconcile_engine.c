@@ -91,6 +91,9 @@ static bool route(struct conn *c, const char *method, const char *path)
     } else if (strstr(path, "/containers/json") != NULL) {
         f->lists++;
         reply(c, 200, f->sc != SC_LIST_ONE ? "[]" : list_one);
+    } else if (strstr(path, "/networks?") != NULL && strcmp(method, "GET") == 0) {
+        /* the app network, found by name */
+        reply(c, 200, "[{\"Name\":\"orch-t\",\"Id\":\"n1\",\"Labels\":{\"orch.app\":\"t\"}}]");
     } else if (strstr(path, "/networks/") != NULL && strcmp(method, "GET") == 0) {
         reply(c, 200, "{\"Name\":\"orch-t\",\"Id\":\"n1\",\"Labels\":{\"orch.app\":\"t\"}}");
     } else if (strstr(path, "/images/") != NULL) {

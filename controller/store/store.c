@@ -150,6 +150,18 @@ static const char *const migrations[] = {
     "ALTER TABLE service_status ADD COLUMN replaced TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE service_status ADD COLUMN replaced_ms INTEGER NOT NULL DEFAULT 0;"
     "PRAGMA user_version = 3;",
+    /* 3 -> 4: deletes in progress. A delete forgets the services at once (as before) and
+     * records here what is being deleted until its containers (and for a whole app, its network
+     * and volumes) are gone, so a command killed meanwhile leaves it visible (`deleting`) and
+     * the next command finishes it. No foreign key: the services are already gone. */
+    "CREATE TABLE deletions ("
+    "  app TEXT NOT NULL,"
+    "  service TEXT NOT NULL DEFAULT '',"
+    "  volumes INTEGER NOT NULL DEFAULT 0 CHECK (volumes IN (0, 1)),"
+    "  started_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY (app, service)"
+    ") WITHOUT ROWID;"
+    "PRAGMA user_version = 4;",
 };
 _Static_assert(ORCH_ARRAY_LEN(migrations) == STORE_SCHEMA_VERSION,
                "one migration step per schema version");
@@ -1927,4 +1939,63 @@ int store_init(const char *state_dir, const char *state_id, char **state_id_out,
     if (rc == 0 && state_id_out != NULL)
         *state_id_out = orch_steal(&id);
     return rc;
+}
+
+/* ---- deletes in progress ---- */
+
+int store_deletion_add(struct store *s, const char *app, const char *service, bool volumes,
+                       int64_t now_ms, struct orch_error *err)
+{
+    return db_exec(
+        s, "record deletion",
+        "INSERT INTO deletions (app, service, volumes, started_ms) VALUES (?1, ?2, ?3, ?4)"
+        " ON CONFLICT (app, service) DO UPDATE SET volumes = max(volumes, ?3)",
+        DB_ARGS(ARG_TEXT(app), ARG_TEXT(service ? service : ""), ARG_INT(volumes), ARG_INT(now_ms)),
+        NULL, err);
+}
+
+int store_deletion_remove(struct store *s, const char *app, const char *service,
+                          struct orch_error *err)
+{
+    return db_exec(s, "forget deletion", "DELETE FROM deletions WHERE app = ?1 AND service = ?2",
+                   DB_ARGS(ARG_TEXT(app), ARG_TEXT(service ? service : "")), NULL, err);
+}
+
+int store_deletions_list(struct store *s, const char *app, struct store_deletion **out, size_t *n,
+                         struct orch_error *err)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    int rc = db_prepare(s, "list deletions",
+                        "SELECT app, service, volumes, started_ms FROM deletions"
+                        " WHERE ?1 = '' OR app = ?1 ORDER BY app, service",
+                        DB_ARGS(ARG_TEXT(app ? app : "")), &st, err);
+    if (rc < 0)
+        return rc;
+    struct store_deletion *v = NULL;
+    size_t len = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        v = orch_xrealloc(v, (len + 1) * sizeof(*v));
+        v[len++] = (struct store_deletion){
+            .app = col_str(st, 0),
+            .service = col_str(st, 1),
+            .volumes = sqlite3_column_int(st, 2) != 0,
+            .started_ms = sqlite3_column_int64(st, 3),
+        };
+    }
+    if (rc != SQLITE_DONE) {
+        store_deletions_free(v, len);
+        return db_fail(s, "list deletions", err);
+    }
+    *out = v;
+    *n = len;
+    return 0;
+}
+
+void store_deletions_free(struct store_deletion *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].app);
+        free(v[i].service);
+    }
+    free(v);
 }

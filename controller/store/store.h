@@ -15,7 +15,7 @@
 #include "../base/error.h"
 
 #define STORE_DB_NAME "orch.db"
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 /* The state id kept outside the database too (16 hex digits and a newline, mode 0600), written
  * once the database that carries it has committed. Its presence means the state dir was used:
  * a database that is then missing, empty or of another id is refused rather than silently
@@ -282,6 +282,29 @@ int store_instance_health_set(struct store *s, const char *app, const char *serv
 int store_instance_health_list(struct store *s, const char *app, struct store_instance_health **out,
                                size_t *n, struct orch_error *err);
 void store_instance_health_free(struct store_instance_health *v, size_t n);
+
+/* ---- deletes in progress (schema 4) ---- */
+/* A delete forgets its services at once; what it deletes stays recorded here until the
+ * reconciler has removed their containers (and for a whole app its network, and volumes when
+ * asked), so a command killed meanwhile leaves the delete visible (`deleting`) and the next
+ * command finishes it. */
+struct store_deletion {
+    char *app;
+    char *service; /* "" for the whole app */
+    bool volumes;  /* whole app: its named volumes go too */
+    int64_t started_ms;
+};
+/* Records (app, service) as being deleted (service NULL or "": the whole app); recording it
+ * again keeps the first start and adds volumes, never takes them away. */
+int store_deletion_add(struct store *s, const char *app, const char *service, bool volumes,
+                       int64_t now_ms, struct orch_error *err);
+/* The delete is finished (or overtaken by an apply): 0 also when none was recorded. */
+int store_deletion_remove(struct store *s, const char *app, const char *service,
+                          struct orch_error *err);
+/* Those of app (NULL: of every app), ordered by app then service ("" first). */
+int store_deletions_list(struct store *s, const char *app, struct store_deletion **out, size_t *n,
+                         struct orch_error *err);
+void store_deletions_free(struct store_deletion *v, size_t n);
 
 /* The daemon's lock of a state dir (the file daemon.lock in it), held for the daemon's life;
  * the kernel drops it when the process dies, so a SIGKILLed daemon never leaves a stale one.

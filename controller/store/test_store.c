@@ -215,7 +215,8 @@ static void test_migrates_v1_and_status(void **state)
     OK(store_service_put(f->s, &svc, E));
     store_close(f->s);
     f->s = NULL;
-    assert_int_equal(tst_raw_exec(f->dir, "DROP TABLE instance_health; DROP TABLE service_status;"
+    assert_int_equal(tst_raw_exec(f->dir, "DROP TABLE deletions; DROP TABLE instance_health;"
+                                          " DROP TABLE service_status;"
                                           " DROP TABLE meta; PRAGMA user_version = 1"),
                      SQLITE_OK);
     /* an orch of that schema kept no id file either */
@@ -1008,7 +1009,7 @@ static void test_migrates_v2(void **state)
     store_close(f->s);
     f->s = NULL;
     assert_int_equal(tst_raw_exec(f->dir,
-                                  "DROP TABLE instance_health;"
+                                  "DROP TABLE deletions; DROP TABLE instance_health;"
                                   "ALTER TABLE service_status DROP COLUMN replaced;"
                                   "ALTER TABLE service_status DROP COLUMN replaced_ms;"
                                   "INSERT INTO service_status (app, service, observed_ms, revision,"
@@ -1024,6 +1025,52 @@ static void test_migrates_v2(void **state)
     assert_string_equal(st.replaced, "");
     assert_int_equal(st.replaced_ms, 0);
     store_status_free(&st);
+    OK(store_integrity_check(f->s, E));
+}
+
+/* Deletes in progress: recorded, listed, volumes only ever added, forgotten; a version-3
+ * database gains the table through migration 4 and keeps its rows. */
+static void test_deletions(void **state)
+{
+    struct fixture *f = *state;
+    struct orch_error err = {0};
+    assert_int_equal(store_open(f->dir, &f->s, &err), 0);
+    put_app(f->s, "shop");
+    put_service(f->s, "shop", "web", 1, 2, 1000);
+    store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(tst_raw_exec(f->dir, "DROP TABLE deletions; PRAGMA user_version = 3"),
+                     SQLITE_OK);
+    assert_int_equal(store_open(f->dir, &f->s, &err), 0);
+    assert_int_equal(tst_raw_int(f->dir, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+    struct store_service row;
+    OK(store_service_get(f->s, "shop", "web", &row, E));
+    store_service_free(&row);
+
+    struct store_deletion *v = NULL;
+    size_t n = 0;
+    OK(store_deletions_list(f->s, NULL, &v, &n, E));
+    assert_int_equal(n, 0);
+    store_deletions_free(v, n);
+    OK(store_deletion_add(f->s, "shop", "web", false, 1000, E));
+    OK(store_deletion_add(f->s, "shop", NULL, true, 1001, E));
+    OK(store_deletion_add(f->s, "shop", "", false, 1002, E)); /* keeps volumes and the start */
+    OK(store_deletion_add(f->s, "blog", "db", false, 1003, E));
+    OK(store_deletions_list(f->s, "shop", &v, &n, E));
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0].service, "");
+    assert_true(v[0].volumes);
+    assert_int_equal(v[0].started_ms, 1001);
+    assert_string_equal(v[1].service, "web");
+    assert_false(v[1].volumes);
+    store_deletions_free(v, n);
+    OK(store_deletion_remove(f->s, "shop", "web", E));
+    OK(store_deletion_remove(f->s, "shop", "web", E)); /* gone already: fine */
+    OK(store_deletion_remove(f->s, "shop", NULL, E));
+    OK(store_deletions_list(f->s, NULL, &v, &n, E));
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].app, "blog");
+    store_deletions_free(v, n);
     OK(store_integrity_check(f->s, E));
 }
 
@@ -1121,6 +1168,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_through_symlink, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_migrates_empty_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrates_v1_and_status, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deletions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_refuses_newer_schema, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_refuses_foreign_database, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_unusable_dir, setup, teardown),
