@@ -212,8 +212,10 @@ static int render_apply(const char *verb, const struct apply_args *a, bool show_
     }
     if (!res->recorded)
         return cli_report(&res->err);
-    if (res->driver != OPS_DRIVER_EMBEDDED && a->wait && res->exit_code == ORCH_EXIT_OK && !a->json)
-        printf("%s: converged\n", res->diff.app);
+    if (res->driver != OPS_DRIVER_EMBEDDED && a->wait && !a->json &&
+        (res->exit_code == ORCH_EXIT_OK || res->exit_code == ORCH_EXIT_SUPERSEDED))
+        printf("%s: %s\n", res->diff.app,
+               res->exit_code == ORCH_EXIT_OK ? "converged" : "superseded");
     if (a->json) {
         _cleanup_free_ char *doc = ops_apply_json(res);
         printf("%s\n", doc);

@@ -238,7 +238,9 @@ static void cli_note(void *arg, const struct ops_note *n)
             printf("%s\n", c->message);
         else if (c->exit_code != ORCH_EXIT_TIMEOUT)
             printf("%s: %s\n", c->app,
-                   c->exit_code == ORCH_EXIT_ROLLED_BACK ? "rolled back" : "failed");
+                   c->exit_code == ORCH_EXIT_ROLLED_BACK  ? "rolled back"
+                   : c->exit_code == ORCH_EXIT_SUPERSEDED ? "superseded"
+                                                          : "failed");
         break;
     }
     }

@@ -51,6 +51,8 @@ int ops_outcome_exit(const char *outcome)
         return ORCH_EXIT_ROLLED_BACK;
     if (strcmp(outcome, "timeout") == 0)
         return ORCH_EXIT_TIMEOUT;
+    if (strcmp(outcome, "superseded") == 0)
+        return ORCH_EXIT_SUPERSEDED;
     return ORCH_EXIT_FAILED;
 }
 

@@ -132,9 +132,14 @@ int ops_delete(const struct ops_ctx *ctx, const struct ops_delete_req *req,
     } else {
         out->exit_code = ORCH_EXIT_OK;
         ops_note_simple(ctx, OPS_NOTE_RECORDED);
+        struct ops_target *t = orch_xcalloc(out->services.n + 1, sizeof(*t));
+        for (size_t i = 0; i < out->services.n; i++)
+            t[i] = (struct ops_target){
+                .app = out->apps.v[i], .service = out->services.v[i], .gone = true};
         if (rec != NULL)
-            out->exit_code = ops_drive_apps(ctx, rec, &touched, req->volumes, out->exit_code,
-                                            &out->converged, &out->n_converged);
+            out->exit_code = ops_drive_apps(ctx, rec, &touched, req->volumes, t, out->services.n,
+                                            out->exit_code, &out->converged, &out->n_converged);
+        free(t);
     }
     orch_strv_free(&touched);
     reconciler_free(rec);

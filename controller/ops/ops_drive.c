@@ -81,7 +81,7 @@ static void drive_failed(const struct ops_ctx *ctx, const struct orch_error *err
 }
 
 int ops_drive(const struct ops_ctx *ctx, struct reconciler *r, const char *app, bool remove_volumes,
-              struct ops_converge_result *out)
+              const struct ops_target *t, size_t nt, struct ops_converge_result *out)
 {
     static const char *const names[] = {
         [RECONCILE_CONVERGED] = "converged",
@@ -107,9 +107,16 @@ int ops_drive(const struct ops_ctx *ctx, struct reconciler *r, const char *app, 
     }
     out->outcome = names[rep.outcome];
     out->exit_code = ops_outcome_exit(out->outcome);
-    out->message = orch_xstrdup(rep.message);
+    char *why = NULL;
+    out->exit_code = ops_supersede_exit(reconciler_store(r), t, nt, app, out->exit_code, &why);
+    if (why != NULL) {
+        out->outcome = "superseded";
+        out->message = why;
+    } else {
+        out->message = orch_xstrdup(rep.message);
+    }
     if (out->exit_code != ORCH_EXIT_OK)
-        ops_note_text(ctx, OPS_NOTE_MESSAGE, "%s", rep.message);
+        ops_note_text(ctx, OPS_NOTE_MESSAGE, "%s", out->message);
     if (ctx->note != NULL) {
         struct ops_note n = {.kind = OPS_NOTE_CONVERGED, .app = app, .converge = out};
         ctx->note(ctx->note_arg, &n);
@@ -118,12 +125,13 @@ int ops_drive(const struct ops_ctx *ctx, struct reconciler *r, const char *app, 
 }
 
 int ops_drive_apps(const struct ops_ctx *ctx, struct reconciler *r, const struct orch_strv *apps,
-                   bool remove_volumes, int worst, struct ops_converge_result **v, size_t *n)
+                   bool remove_volumes, const struct ops_target *t, size_t nt, int worst,
+                   struct ops_converge_result **v, size_t *n)
 {
     *v = orch_xcalloc(apps->n + 1, sizeof(**v));
     *n = 0;
     for (size_t i = 0; i < apps->n; i++) {
-        int e = ops_drive(ctx, r, apps->v[i], remove_volumes, &(*v)[(*n)++]);
+        int e = ops_drive(ctx, r, apps->v[i], remove_volumes, t, nt, &(*v)[(*n)++]);
         if (e > worst)
             worst = e;
     }
@@ -144,7 +152,7 @@ int ops_converge(const struct ops_ctx *ctx, const char *app, bool remove_volumes
         out->app = orch_xstrdup(app);
         drive_failed(ctx, &err, out);
     } else {
-        ops_drive(ctx, r, app, remove_volumes, out);
+        ops_drive(ctx, r, app, remove_volumes, NULL, 0, out);
     }
     reconciler_free(r);
     if (s != NULL)
