@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -246,9 +247,41 @@ static void cli_note(void *arg, const struct ops_note *n)
     }
 }
 
+/* The first SIGINT or SIGTERM asks the operation to stop (ops_ctx.interrupt): it lets the
+ * engine requests in flight finish and says how to resume; a second one exits at once. */
+static volatile sig_atomic_t cli_signal;
+
+static void on_signal(int sig)
+{
+    if (cli_signal != 0)
+        _exit(ORCH_EXIT_INTERRUPTED + sig);
+    cli_signal = sig;
+    static const char msg[] = "\norch: stopping: waiting for the engine requests in flight "
+                              "(signal again to exit at once)\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+    (void)w;
+}
+
+static void signals_install(void)
+{
+    static bool done;
+    if (done)
+        return;
+    done = true;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: a wait for the app lock ends at once */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
 void cli_ops_ctx(struct cli_ctx *ctx, struct cli_notes *notes, struct ops_ctx *out)
 {
+    signals_install();
     *out = (struct ops_ctx){
+        .interrupt = &cli_signal,
         .state_dir = ctx->state_dir,
         .actor = ctx->cmdline,
         .note = cli_note,

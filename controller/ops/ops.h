@@ -10,6 +10,7 @@
 #ifndef ORCH_OPS_OPS_H
 #define ORCH_OPS_OPS_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -48,7 +49,15 @@ struct ops_ctx {
     void (*note)(void *arg, const struct ops_note *note);
     void *note_arg;
     bool live_progress; /* the reconciler writes its own progress lines on stderr (a CLI) */
+    /* May be NULL. The caller's signal handler stores the signal (SIGINT, SIGTERM) that asks
+     * the operation to stop: nothing new is started, the engine requests in flight finish, and
+     * the operation returns ORCH_EXIT_INTERRUPTED + the signal with a MESSAGE on how to resume.
+     * Ops installs no handler itself. */
+    const volatile sig_atomic_t *interrupt;
 };
+
+/* The signal that asked ctx's operation to stop, or 0. */
+int ops_interrupted(const struct ops_ctx *ctx);
 
 /* The exit code of a failure recorded in err (ORCH_EXIT_FAILED for a code of ORCH_E_OK, which
  * would be a bug: a failure must never look like success). */

@@ -174,6 +174,12 @@ static int apply_record(const struct ops_ctx *ctx, const struct ops_apply_req *r
         .message = req->message ? req->message : ctx->actor,
         .now_ms = orch_now_wall_ms(),
     };
+    if (rc == 0 && ops_interrupted(ctx)) {
+        _cleanup_free_ char *msg = NULL;
+        out->exit_code = ops_interrupt_exit(ctx, req->spec->app, NULL, 0, false, &msg);
+        ops_note_text(ctx, OPS_NOTE_MESSAGE, "%s", msg);
+        goto out;
+    }
     if (rc == 0)
         rc = desired_apply(s, req->spec, req->prune, &opts, &d, &out->err);
     if (rc < 0) {

@@ -117,6 +117,14 @@ int ops_delete(const struct ops_ctx *ctx, const struct ops_delete_req *req,
         rc = delete_targets(ctx, s, req, &out->apps, &out->services, &touched, err);
     if (rc == 0 && ops_who_drives(ctx, NULL) == OPS_DRIVER_EMBEDDED)
         rc = ops_engine_open(ctx, s, 0, &rec, err);
+    if (rc == 0 && ops_interrupted(ctx)) {
+        _cleanup_free_ char *msg = NULL;
+        out->exit_code = ops_interrupt_exit(ctx, NULL, NULL, 0, false, &msg);
+        ops_note_text(ctx, OPS_NOTE_MESSAGE, "%s", msg);
+        orch_strv_free(&out->apps);
+        orch_strv_free(&out->services);
+        goto done;
+    }
     if (rc == 0)
         rc = store_begin(s, err);
     if (rc == 0)
@@ -141,6 +149,7 @@ int ops_delete(const struct ops_ctx *ctx, const struct ops_delete_req *req,
                                             out->exit_code, &out->converged, &out->n_converged);
         free(t);
     }
+done:
     orch_strv_free(&touched);
     reconciler_free(rec);
     if (s != NULL)

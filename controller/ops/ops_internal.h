@@ -60,6 +60,12 @@ int ops_superseded(struct store *s, const struct ops_target *t, size_t n, const 
 int ops_supersede_exit(struct store *s, const struct ops_target *t, size_t n, const char *app,
                        int code, char **why);
 
+/* The exit code of an operation interrupted by ctx's signal (128 + it) and *message (new) on
+ * what was left and how to finish it (`orch rollout status` of the targets of app, or all when
+ * app is NULL); recorded false: nothing was changed. */
+int ops_interrupt_exit(const struct ops_ctx *ctx, const char *app, const struct ops_target *t,
+                       size_t nt, bool recorded, char **message);
+
 /* Drives app with r under the app lock and fills *out (new); notes as ops_converge. With targets
  * (t, n: may be 0), a change of another command to them meanwhile makes the outcome
  * "superseded" (exit 6). */

@@ -73,7 +73,8 @@ static int follow(const struct ops_ctx *ctx, struct store *s, const struct ops_t
     int rc = follow_drive(ctx, s, out->app, out->service, t, since_ms, timeout_ms, &out->err);
     if (rc < 0)
         return out->exit_code = ops_error_exit(&out->err);
-    if (rc == ORCH_EXIT_ENV || rc == ORCH_EXIT_TIMEOUT || rc == ORCH_EXIT_SUPERSEDED)
+    if (rc == ORCH_EXIT_ENV || rc == ORCH_EXIT_TIMEOUT || rc == ORCH_EXIT_SUPERSEDED ||
+        rc >= ORCH_EXIT_INTERRUPTED)
         return out->exit_code = rc;
     struct store_rollout ro;
     if (store_rollout_latest(s, out->app, out->service, &ro, &out->err) < 0) {
@@ -96,7 +97,8 @@ int ops_rollout_status(const struct ops_ctx *ctx, const char *ref, int64_t timeo
     struct store *s = NULL;
     if (ops_open_service(ctx, ref, true, &s, &out->app, &out->service, &out->err) < 0)
         return out->exit_code = ops_error_exit(&out->err);
-    follow(ctx, s, NULL, 0, timeout_ms, out);
+    struct ops_target t = {.app = out->app, .service = out->service, .replicas = -1};
+    follow(ctx, s, &t, 0, timeout_ms, out);
     store_close(s);
     return out->exit_code;
 }
@@ -213,6 +215,13 @@ int ops_rollout_undo(const struct ops_ctx *ctx, const struct ops_undo_req *req,
         struct reconciler *probe = NULL;
         rc = ops_engine_open(ctx, s, 0, &probe, &f->err);
         reconciler_free(probe);
+    }
+    if (rc == 0 && ops_interrupted(ctx)) {
+        _cleanup_free_ char *msg = NULL;
+        f->exit_code = ops_interrupt_exit(ctx, NULL, NULL, 0, false, &msg);
+        ops_note_text(ctx, OPS_NOTE_MESSAGE, "%s", msg);
+        store_close(s);
+        return f->exit_code;
     }
     bool in_tx = false;
     if (rc == 0)

@@ -59,6 +59,12 @@ int ops_scale(const struct ops_ctx *ctx, const struct ops_scale_item *items, siz
     }
     if (rc == 0 && ops_who_drives(ctx, NULL) == OPS_DRIVER_EMBEDDED)
         rc = ops_engine_open(ctx, s, 0, &rec, err);
+    if (rc == 0 && ops_interrupted(ctx)) {
+        _cleanup_free_ char *msg = NULL;
+        out->exit_code = ops_interrupt_exit(ctx, NULL, NULL, 0, false, &msg);
+        ops_note_text(ctx, OPS_NOTE_MESSAGE, "%s", msg);
+        goto done;
+    }
     if (rc == 0)
         rc = store_begin(s, err);
     int64_t now = orch_now_wall_ms();
@@ -82,6 +88,7 @@ int ops_scale(const struct ops_ctx *ctx, const struct ops_scale_item *items, siz
                                             &out->converged, &out->n_converged);
         free(t);
     }
+done:
     orch_strv_free(&apps);
     orch_strv_free(&svcs);
     orch_strv_free(&touched);

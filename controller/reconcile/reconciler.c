@@ -33,6 +33,7 @@ int reconciler_new(struct store *s, const struct reconcile_options *opts, struct
     r->store = s;
     r->progress = opts ? opts->progress : false;
     r->timeout_ms = opts ? opts->timeout_ms : 0;
+    r->stop = opts ? opts->stop : NULL;
     const char *pub =
         opts && opts->publish_address ? opts->publish_address : getenv("ORCH_PUBLISH_ADDRESS");
     r->publish_address = orch_xstrdup(pub && *pub ? pub : "127.0.0.1");

@@ -146,6 +146,69 @@ class OpsReliabilityTest(OrchTestCase):
         self.assertEqual(code, 6, out + err)
         self.assertIn(f"{app}/web: superseded by revision 3", err)
 
+    # ---- item 9: SIGINT / SIGTERM ----
+
+    def interrupt(self, app, sig, *args):
+        p = self.start(*args)
+        self.wait_containers(app, 1)
+        time.sleep(0.3)
+        p.send_signal(sig)
+        code, out, err = self.finish(p, timeout=60)
+        return code, out, err
+
+    def assert_consistent(self, app):
+        """No container left half-made, the rollout resumable, then finished by rollout status."""
+        states = {c["State"]["Status"] for c in containers(app)}
+        self.assertNotIn("created", states)
+        r = self.ok("rollout", "status", f"{app}/web", timeout=120)
+        self.assertIn("complete", r.out)
+        st = self.ok("status", f"{app}/web", "-o", "json").json()
+        self.assertEqual(st["replicas"]["healthy"], st["replicas"]["desired"])
+
+    def test_sigint_during_apply(self):
+        app = self.app("sigint")
+        code, out, err = self.interrupt(app, signal.SIGINT, "apply",
+                                        self.write("s.yaml", spec(app, 4)))
+        self.assertEqual(code, 130, out + err)
+        self.assertIn(f"`orch rollout status {app}/web`", err)
+        st = self.ok("get", "-o", "json").json()["services"][0]
+        self.assertEqual(st["rollout"]["state"], "progressing")
+        self.assert_consistent(app)
+
+    def test_sigterm_during_scale_and_undo(self):
+        app = self.app("sigterm")
+        path = self.write("s.yaml", spec(app, 1, healthy_after="0s"))
+        self.ok("apply", path)
+        self.ok("apply", self.write("slow.yaml", spec(app, 1)))
+        code, out, err = self.interrupt(app, signal.SIGTERM, "scale", f"{app}/web=4")
+        self.assertEqual(code, 143, out + err)
+        self.assertIn("SIGTERM", err)
+        self.assert_consistent(app)
+        self.ok("apply", self.write("v2.yaml", spec(app, 4, image="orch-demo:2")))
+        p = self.start("rollout", "undo", f"{app}/web")
+        time.sleep(1.5)
+        p.send_signal(signal.SIGTERM)
+        code, out, err = self.finish(p, timeout=60)
+        self.assertEqual(code, 143, out + err)
+        self.assert_consistent(app)
+
+    def test_second_signal_exits_at_once(self):
+        app = self.app("sig2")
+        p = self.start("apply", self.write("s.yaml", spec(app, 4)))
+        self.wait_containers(app, 1)
+        p.send_signal(signal.SIGINT)
+        p.send_signal(signal.SIGINT)
+        code, out, err = self.finish(p, timeout=10)
+        self.assertEqual(code, 130, out + err)
+
+    def test_sigint_during_rollout_status_and_wait(self):
+        app = self.app("sigwait")
+        self.ok("apply", self.write("s.yaml", spec(app, 4)),
+                env={"ORCH_NO_CONVERGE": "1"})
+        code, out, err = self.interrupt(app, signal.SIGINT, "rollout", "status", f"{app}/web")
+        self.assertEqual(code, 130, out + err)
+        self.assert_consistent(app)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
