@@ -41,7 +41,7 @@ int cli_print_help(const char *usage)
 
 int cli_parse_output(const char *verb, const char *arg, enum cli_output *out)
 {
-    if (strcmp(arg, "table") == 0 || strcmp(arg, "wide") == 0) {
+    if (strcmp(arg, "table") == 0 || strcmp(arg, "text") == 0 || strcmp(arg, "wide") == 0) {
         *out = CLI_OUTPUT_TABLE;
         return 0;
     }
@@ -49,7 +49,7 @@ int cli_parse_output(const char *verb, const char *arg, enum cli_output *out)
         *out = CLI_OUTPUT_JSON;
         return 0;
     }
-    cli_usage_error(verb, "-o must be table or json, not '%s'", arg);
+    cli_usage_error(verb, "-o must be table (or text) or json, not '%s'", arg);
     return -1;
 }
 
@@ -127,6 +127,14 @@ int cli_spec_load(const char *path, struct spec_app *app, char **path_out)
         f = fopen(path, "rb");
         if (f == NULL) {
             fprintf(stderr, "orch: cannot read spec file %s: %s\n", path, strerror(errno));
+            return ORCH_EXIT_INVALID;
+        }
+        struct stat st;
+        if (fstat(fileno(f), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode) &&
+            !S_ISSOCK(st.st_mode)) {
+            fprintf(stderr, "orch: spec file %s is not a regular file (%s); nothing was changed\n",
+                    path, S_ISDIR(st.st_mode) ? "a directory" : "a device");
+            fclose(f);
             return ORCH_EXIT_INVALID;
         }
         char resolved[PATH_MAX];
