@@ -91,6 +91,34 @@ static int delete_write(const struct ops_ctx *ctx, struct store *s, const struct
     return rc;
 }
 
+/* delete --app of an app the store does not know, with (when this process drives) no container
+ * of it left on the engine either, is exit 2 like `delete NOPE/web`: nothing to delete, and no
+ * lock file is made for it. */
+static int app_exists(struct store *s, struct reconciler *rec, const char *app,
+                      struct orch_error *err)
+{
+    struct store_app *v = NULL;
+    size_t n = 0;
+    int rc = store_apps_list(s, &v, &n, err);
+    if (rc < 0)
+        return rc;
+    bool known = false;
+    for (size_t i = 0; i < n; i++)
+        known = known || strcmp(v[i].name, app) == 0;
+    store_apps_free(v, n);
+    if (known)
+        return 0;
+    if (rec != NULL) {
+        struct orch_strv apps = {0};
+        rc = reconciler_container_apps(rec, &apps, err);
+        known = rc == 0 && orch_strv_contains(&apps, app);
+        orch_strv_free(&apps);
+        if (rc < 0)
+            return rc;
+    }
+    return known ? 0 : orch_fail(err, ORCH_E_NOTFOUND, 0, "no app '%s'", app);
+}
+
 static int delete_check(const struct ops_delete_req *req, struct orch_error *err)
 {
     if ((req->spec != NULL) + (req->app != NULL) + (req->n_refs > 0) != 1)
@@ -117,6 +145,8 @@ int ops_delete(const struct ops_ctx *ctx, const struct ops_delete_req *req,
         rc = delete_targets(ctx, s, req, &out->apps, &out->services, &touched, err);
     if (rc == 0 && ops_who_drives(ctx, NULL) == OPS_DRIVER_EMBEDDED)
         rc = ops_engine_open(ctx, s, 0, &rec, err);
+    if (rc == 0 && req->app != NULL && out->services.n == 0)
+        rc = app_exists(s, rec, req->app, err);
     if (rc == 0 && ops_interrupted(ctx)) {
         _cleanup_free_ char *msg = NULL;
         out->exit_code = ops_interrupt_exit(ctx, NULL, NULL, 0, false, &msg);

@@ -499,6 +499,10 @@ static void test_scale_undo_delete_record_only(void **state)
     _cleanup_free_ char *gj = ops_get_json(&gr);
     assert_string_equal(gj, "{\n  \"services\": []\n}");
     ops_get_result_free(&gr);
+    dreq = (struct ops_delete_req){.app = "a"}; /* gone now: nothing to delete */
+    assert_int_equal(ops_delete(&ctx, &dreq, &dr), ORCH_EXIT_INVALID);
+    assert_string_equal(dr.err.msg, "no app 'a'");
+    ops_delete_result_free(&dr);
     dreq = (struct ops_delete_req){.volumes = true, .n_refs = 0};
     assert_int_equal(ops_delete(&ctx, &dreq, &dr), ORCH_EXIT_INVALID);
     ops_delete_result_free(&dr);

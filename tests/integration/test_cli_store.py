@@ -178,6 +178,16 @@ class CliStoreTest(OrchTestCase):
         self.assertIn(f"{path}:7:7: error: key is too long: 100000 characters, the limit is 1024",
                       r.err)
 
+    def test_delete_unknown_app(self):
+        """delete --app of an app nobody knows is exit 2, like delete NOPE/web, and leaves no
+        lock file (issue 16, smaller)."""
+        self.ok("apply", self.spec(), env=NOCONV)
+        for args in (("delete", "--app", "nope"), ("delete", "nope/web")):
+            r = self.orch(*args, env=NOCONV)
+            self.assertEqual(r.code, 2, r)
+            self.assertNotIn("removed", r.out)
+        self.assertFalse(os.path.exists(os.path.join(self.state, "locks", "nope.lock")))
+
     def test_invalid_corpus_changes_nothing(self):
         """Every invalid spec: exit 2, positioned gcc-style errors, nothing stored."""
         self.ok("apply", self.spec(), env=NOCONV)
