@@ -85,7 +85,9 @@ static int follow(const struct ops_ctx *ctx, struct store *s, const struct ops_t
         return out->exit_code = ops_error_exit(&out->err);
     }
     ops_rollout_end_set(&out->rollout, &ro);
-    out->exit_code = ops_rollout_exit(ro.state);
+    /* A rollout still progressing after a drive that did not time out was not ended by its own
+     * verdict: the drive stopped on something else (an engine error), whose code stands. */
+    out->exit_code = ro.state == STORE_ROLLOUT_PROGRESSING ? rc : ops_rollout_exit(ro.state);
     store_rollout_free(&ro);
     return out->exit_code;
 }
