@@ -32,6 +32,8 @@ enum orch_exit {
     ORCH_EXIT_ENV = 3,
     ORCH_EXIT_TIMEOUT = 4,
     ORCH_EXIT_FAILED = 5,
+    ORCH_EXIT_SUPERSEDED = 6,    /* a later change to the same service replaced this one */
+    ORCH_EXIT_INTERRUPTED = 128, /* + the signal: 130 SIGINT, 143 SIGTERM */
 };
 
 struct orch_error {

@@ -23,7 +23,8 @@ const char cli_usage_apply[] =
     "      --dry-run            show what would change and change nothing (exit 0: nothing\n"
     "                           would change, 1: something would)\n"
     "  -m, --message MSG        change message recorded in the rollout history\n"
-    "  -o, --output FORMAT      text (default) or json: one JSON object on stdout at the end\n"
+    "  -o, --output FORMAT      table (default; also text) or json: one JSON object on stdout\n"
+    "                           at the end\n"
     "      --wait               follow the rollout to its end when a daemon drives it\n"
     "      --timeout DUR        give up waiting after DUR (exit 4), e.g. 5m\n"
     "  -h, --help               show this help\n";
@@ -87,12 +88,13 @@ static int parse_apply_args(const char *verb, int argc, char **argv, struct appl
         case 'm':
             a->message = optarg;
             break;
-        case 'o':
-            if (strcmp(optarg, "json") == 0)
-                a->json = true;
-            else if (strcmp(optarg, "text") != 0 && strcmp(optarg, "table") != 0)
-                return cli_usage_error(verb, "-o must be text or json, not '%s'", optarg);
+        case 'o': {
+            enum cli_output o;
+            if (cli_parse_output(verb, optarg, &o) < 0)
+                return ORCH_EXIT_INVALID;
+            a->json = o == CLI_OUTPUT_JSON;
             break;
+        }
         case 'h':
             return CLI_HELP_SHOWN;
         case ':':
@@ -212,8 +214,10 @@ static int render_apply(const char *verb, const struct apply_args *a, bool show_
     }
     if (!res->recorded)
         return cli_report(&res->err);
-    if (res->driver != OPS_DRIVER_EMBEDDED && a->wait && res->exit_code == ORCH_EXIT_OK && !a->json)
-        printf("%s: converged\n", res->diff.app);
+    if (res->driver != OPS_DRIVER_EMBEDDED && a->wait && !a->json &&
+        (res->exit_code == ORCH_EXIT_OK || res->exit_code == ORCH_EXIT_SUPERSEDED))
+        printf("%s: %s\n", res->diff.app,
+               res->exit_code == ORCH_EXIT_OK ? "converged" : "superseded");
     if (a->json) {
         _cleanup_free_ char *doc = ops_apply_json(res);
         printf("%s\n", doc);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +41,7 @@ int cli_print_help(const char *usage)
 
 int cli_parse_output(const char *verb, const char *arg, enum cli_output *out)
 {
-    if (strcmp(arg, "table") == 0 || strcmp(arg, "wide") == 0) {
+    if (strcmp(arg, "table") == 0 || strcmp(arg, "text") == 0 || strcmp(arg, "wide") == 0) {
         *out = CLI_OUTPUT_TABLE;
         return 0;
     }
@@ -48,7 +49,7 @@ int cli_parse_output(const char *verb, const char *arg, enum cli_output *out)
         *out = CLI_OUTPUT_JSON;
         return 0;
     }
-    cli_usage_error(verb, "-o must be table or json, not '%s'", arg);
+    cli_usage_error(verb, "-o must be table (or text) or json, not '%s'", arg);
     return -1;
 }
 
@@ -126,6 +127,14 @@ int cli_spec_load(const char *path, struct spec_app *app, char **path_out)
         f = fopen(path, "rb");
         if (f == NULL) {
             fprintf(stderr, "orch: cannot read spec file %s: %s\n", path, strerror(errno));
+            return ORCH_EXIT_INVALID;
+        }
+        struct stat st;
+        if (fstat(fileno(f), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode) &&
+            !S_ISSOCK(st.st_mode)) {
+            fprintf(stderr, "orch: spec file %s is not a regular file (%s); nothing was changed\n",
+                    path, S_ISDIR(st.st_mode) ? "a directory" : "a device");
+            fclose(f);
             return ORCH_EXIT_INVALID;
         }
         char resolved[PATH_MAX];
@@ -238,15 +247,49 @@ static void cli_note(void *arg, const struct ops_note *n)
             printf("%s\n", c->message);
         else if (c->exit_code != ORCH_EXIT_TIMEOUT)
             printf("%s: %s\n", c->app,
-                   c->exit_code == ORCH_EXIT_ROLLED_BACK ? "rolled back" : "failed");
+                   c->exit_code == ORCH_EXIT_ROLLED_BACK  ? "rolled back"
+                   : c->exit_code == ORCH_EXIT_SUPERSEDED ? "superseded"
+                                                          : "failed");
         break;
     }
     }
 }
 
+/* The first SIGINT or SIGTERM asks the operation to stop (ops_ctx.interrupt): it lets the
+ * engine requests in flight finish and says how to resume; a second one exits at once. */
+static volatile sig_atomic_t cli_signal;
+
+static void on_signal(int sig)
+{
+    if (cli_signal != 0)
+        _exit(ORCH_EXIT_INTERRUPTED + sig);
+    cli_signal = sig;
+    static const char msg[] = "\norch: stopping: waiting for the engine requests in flight "
+                              "(signal again to exit at once)\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+    (void)w;
+}
+
+static void signals_install(void)
+{
+    static bool done;
+    if (done)
+        return;
+    done = true;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: a wait for the app lock ends at once */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
 void cli_ops_ctx(struct cli_ctx *ctx, struct cli_notes *notes, struct ops_ctx *out)
 {
+    signals_install();
     *out = (struct ops_ctx){
+        .interrupt = &cli_signal,
         .state_dir = ctx->state_dir,
         .actor = ctx->cmdline,
         .note = cli_note,

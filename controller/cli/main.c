@@ -37,7 +37,8 @@ static void print_main_usage(FILE *f)
                "  --log-format FORMAT  plain (default) or json, for progress and log lines\n"
                "  -h, --help           show help; `orch COMMAND --help` for a command\n\n"
                "Exit codes: 0 done, 1 failed and rolled back, 2 invalid usage or spec,\n"
-               "3 environment (engine, state dir), 4 timed out, 5 failed and not rolled back.\n");
+               "3 environment (engine, state dir), 4 timed out, 5 failed and not rolled back,\n"
+               "6 superseded by a later change.\n");
 }
 
 /* Removes the global options from argv wherever they stand (before or after the verb), so

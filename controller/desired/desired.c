@@ -276,7 +276,10 @@ static int apply_change(struct store *s, const char *app, struct desired_change 
         if (c->autoscale_changed)
             return store_event_add(s, app, c->service, "autoscale", "autoscale settings changed",
                                    opts->now_ms, err);
-        msg = orch_xasprintf("scaled from %d to %d", c->from_replicas, c->to_replicas);
+        msg = opts->message && *opts->message
+                  ? orch_xasprintf("scaled from %d to %d (%s)", c->from_replicas, c->to_replicas,
+                                   opts->message)
+                  : orch_xasprintf("scaled from %d to %d", c->from_replicas, c->to_replicas);
         return store_event_add(s, app, c->service, "scaled", msg, opts->now_ms, err);
     }
 

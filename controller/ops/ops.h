@@ -10,6 +10,7 @@
 #ifndef ORCH_OPS_OPS_H
 #define ORCH_OPS_OPS_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -48,7 +49,15 @@ struct ops_ctx {
     void (*note)(void *arg, const struct ops_note *note);
     void *note_arg;
     bool live_progress; /* the reconciler writes its own progress lines on stderr (a CLI) */
+    /* May be NULL. The caller's signal handler stores the signal (SIGINT, SIGTERM) that asks
+     * the operation to stop: nothing new is started, the engine requests in flight finish, and
+     * the operation returns ORCH_EXIT_INTERRUPTED + the signal with a MESSAGE on how to resume.
+     * Ops installs no handler itself. */
+    const volatile sig_atomic_t *interrupt;
 };
+
+/* The signal that asked ctx's operation to stop, or 0. */
+int ops_interrupted(const struct ops_ctx *ctx);
 
 /* The exit code of a failure recorded in err (ORCH_EXIT_FAILED for a code of ORCH_E_OK, which
  * would be a bug: a failure must never look like success). */
@@ -88,14 +97,17 @@ enum ops_driver ops_who_drives(const struct ops_ctx *ctx, long *pid);
 
 /* ---- converging (embedded) ---- */
 
-/* The exit code of a drive's outcome name ("converged" 0, "rolled_back" 1, "timeout" 4, else 5). */
+/* The exit code of a drive's outcome name ("converged" 0, "rolled_back" 1, "timeout" 4,
+ * "superseded" 6, else 5). */
 int ops_outcome_exit(const char *outcome);
 
 struct ops_converge_result {
     char *app;
     int exit_code;       /* enum orch_exit */
-    const char *outcome; /* static: "converged" | "rolled_back" | "failed" | "timeout"; NULL
-                            when the drive could not run (exit_code then says why) */
+    const char *outcome; /* static: "converged" | "rolled_back" | "failed" | "timeout" |
+                            "superseded" (another command changed what this one recorded; the
+                            message names it); NULL when the drive could not run (exit_code then
+                            says why) */
     char *message;       /* the reconciler's final line, or why it could not run */
 };
 void ops_converge_result_free(struct ops_converge_result *r);
@@ -177,7 +189,8 @@ struct ops_apply_result {
     bool recorded;             /* the diff is committed */
     enum ops_driver driver;
     const char *outcome; /* static: "converged" | "rolled_back" | "failed" | "timeout" |
-                            "recorded"; NULL when converging could not run */
+                            "superseded" | "recorded"; NULL when converging could not run */
+    char *superseded;    /* with a daemon and wait: which later change superseded this one */
     struct ops_converge_result converge; /* the embedded drive, when there was one */
 };
 void ops_apply_result_free(struct ops_apply_result *r);

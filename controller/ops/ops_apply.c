@@ -126,7 +126,32 @@ static const char *wait_outcome(int code)
     return code == ORCH_EXIT_OK            ? "converged"
            : code == ORCH_EXIT_ROLLED_BACK ? "rolled_back"
            : code == ORCH_EXIT_TIMEOUT     ? "timeout"
+           : code == ORCH_EXIT_SUPERSEDED  ? "superseded"
                                            : "failed";
+}
+
+/* What the apply recorded, per service of the diff (pruned ones: gone). A service with
+ * autoscale keeps the count the autoscaler chose, so only its revision is checked. */
+static struct ops_target *apply_targets(const struct ops_apply_req *req, const struct ops_diff *d,
+                                        size_t *n)
+{
+    struct ops_target *t = orch_xcalloc(d->n + 1, sizeof(*t));
+    for (size_t i = 0; i < d->n; i++) {
+        const struct ops_change *c = &d->v[i];
+        const struct spec_service *sp = spec_app_find(req->spec, c->service);
+        bool autoscaled = sp != NULL && sp->autoscale.enabled;
+        t[i] = (struct ops_target){
+            .app = d->app,
+            .service = c->service,
+            .gone = c->kind == OPS_CHANGE_PRUNE,
+            .revision = c->kind == OPS_CHANGE_CREATE || c->kind == OPS_CHANGE_REVISION
+                            ? c->to_revision
+                            : c->from_revision,
+            .replicas = autoscaled ? -1 : c->to_replicas,
+        };
+    }
+    *n = d->n;
+    return t;
 }
 
 static int apply_record(const struct ops_ctx *ctx, const struct ops_apply_req *req,
@@ -135,6 +160,8 @@ static int apply_record(const struct ops_ctx *ctx, const struct ops_apply_req *r
     struct store *s = NULL;
     struct reconciler *rec = NULL;
     struct desired_diff d = {0};
+    struct ops_target *t = NULL;
+    size_t nt = 0;
     int rc = ops_store_open(ctx, true, &s, &out->err);
     /* The engine must answer before anything is stored: exit 3 then changes nothing. With a
      * daemon on the state dir, it converges: this records and returns (or waits). */
@@ -147,6 +174,12 @@ static int apply_record(const struct ops_ctx *ctx, const struct ops_apply_req *r
         .message = req->message ? req->message : ctx->actor,
         .now_ms = orch_now_wall_ms(),
     };
+    if (rc == 0 && ops_interrupted(ctx)) {
+        _cleanup_free_ char *msg = NULL;
+        out->exit_code = ops_interrupt_exit(ctx, req->spec->app, NULL, 0, false, &msg);
+        ops_note_text(ctx, OPS_NOTE_MESSAGE, "%s", msg);
+        goto out;
+    }
     if (rc == 0)
         rc = desired_apply(s, req->spec, req->prune, &opts, &d, &out->err);
     if (rc < 0) {
@@ -156,17 +189,22 @@ static int apply_record(const struct ops_ctx *ctx, const struct ops_apply_req *r
     diff_take(&d, &out->diff);
     out->recorded = true;
     ops_note_simple(ctx, OPS_NOTE_RECORDED);
+    t = apply_targets(req, &out->diff, &nt);
     if (rec != NULL) {
-        out->exit_code = ops_drive(ctx, rec, req->spec->app, false, &out->converge);
+        out->exit_code = ops_drive(ctx, rec, req->spec->app, false, t, nt, &out->converge);
         out->outcome = out->converge.outcome;
     } else if (req->wait) {
-        out->exit_code = wait_for_daemon(ctx, s, &out->diff, opts.now_ms, req->timeout_ms);
+        int code = wait_for_daemon(ctx, s, &out->diff, opts.now_ms, req->timeout_ms);
+        out->exit_code = ops_supersede_exit(s, t, nt, NULL, code, &out->superseded);
+        if (out->superseded != NULL)
+            ops_note_text(ctx, OPS_NOTE_MESSAGE, "%s", out->superseded);
         out->outcome = wait_outcome(out->exit_code);
     } else {
         out->exit_code = ORCH_EXIT_OK;
         out->outcome = "recorded";
     }
 out:
+    free(t);
     desired_diff_free(&d);
     reconciler_free(rec);
     if (s != NULL)
@@ -203,5 +241,6 @@ void ops_apply_result_free(struct ops_apply_result *r)
     free(r->diff.v);
     free(r->diff.app);
     ops_converge_result_free(&r->converge);
+    free(r->superseded);
     memset(r, 0, sizeof(*r));
 }

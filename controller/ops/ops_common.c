@@ -29,6 +29,11 @@ void ops_note_simple(const struct ops_ctx *ctx, enum ops_note_kind kind)
     ctx->note(ctx->note_arg, &n);
 }
 
+int ops_interrupted(const struct ops_ctx *ctx)
+{
+    return ctx->interrupt != NULL ? (int)*ctx->interrupt : 0;
+}
+
 int ops_error_exit(const struct orch_error *err)
 {
     if (err->code == ORCH_E_OK)
@@ -51,6 +56,8 @@ int ops_outcome_exit(const char *outcome)
         return ORCH_EXIT_ROLLED_BACK;
     if (strcmp(outcome, "timeout") == 0)
         return ORCH_EXIT_TIMEOUT;
+    if (strcmp(outcome, "superseded") == 0)
+        return ORCH_EXIT_SUPERSEDED;
     return ORCH_EXIT_FAILED;
 }
 

@@ -109,6 +109,45 @@ static int unfinished_deletes(struct store *s, struct orch_strv *touched, struct
     return rc;
 }
 
+/* delete --app of an app the store does not know, with (when this process drives) no container
+ * of it left on the engine either, is exit 2 like `delete NOPE/web`: nothing to delete, and no
+ * lock file is made for it. */
+static int app_exists(struct store *s, struct reconciler *rec, const char *app,
+                      struct orch_error *err)
+{
+    struct store_app *v = NULL;
+    size_t n = 0;
+    int rc = store_apps_list(s, &v, &n, err);
+    if (rc < 0)
+        return rc;
+    bool known = false;
+    for (size_t i = 0; i < n; i++)
+        known = known || strcmp(v[i].name, app) == 0;
+    store_apps_free(v, n);
+    if (known)
+        return 0;
+    /* a delete of it that a killed command left unfinished: this one finishes it */
+    struct store_deletion *d = NULL;
+    size_t nd = 0;
+    rc = store_deletions_list(s, NULL, &d, &nd, err);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < nd; i++)
+        known = known || strcmp(d[i].app, app) == 0;
+    store_deletions_free(d, nd);
+    if (known)
+        return 0;
+    if (rec != NULL) {
+        struct orch_strv apps = {0};
+        rc = reconciler_container_apps(rec, &apps, err);
+        known = rc == 0 && orch_strv_contains(&apps, app);
+        orch_strv_free(&apps);
+        if (rc < 0)
+            return rc;
+    }
+    return known ? 0 : orch_fail(err, ORCH_E_NOTFOUND, 0, "no app '%s'", app);
+}
+
 static int delete_check(const struct ops_delete_req *req, struct orch_error *err)
 {
     if ((req->spec != NULL) + (req->app != NULL) + (req->n_refs > 0) != 1)
@@ -135,6 +174,16 @@ int ops_delete(const struct ops_ctx *ctx, const struct ops_delete_req *req,
         rc = delete_targets(ctx, s, req, &out->apps, &out->services, &touched, err);
     if (rc == 0 && ops_who_drives(ctx, NULL) == OPS_DRIVER_EMBEDDED)
         rc = ops_engine_open(ctx, s, 0, &rec, err);
+    if (rc == 0 && req->app != NULL && out->services.n == 0)
+        rc = app_exists(s, rec, req->app, err);
+    if (rc == 0 && ops_interrupted(ctx)) {
+        _cleanup_free_ char *msg = NULL;
+        out->exit_code = ops_interrupt_exit(ctx, NULL, NULL, 0, false, &msg);
+        ops_note_text(ctx, OPS_NOTE_MESSAGE, "%s", msg);
+        orch_strv_free(&out->apps);
+        orch_strv_free(&out->services);
+        goto done;
+    }
     if (rc == 0)
         rc = store_begin(s, err);
     if (rc == 0)
@@ -152,10 +201,16 @@ int ops_delete(const struct ops_ctx *ctx, const struct ops_delete_req *req,
     } else {
         out->exit_code = ORCH_EXIT_OK;
         ops_note_simple(ctx, OPS_NOTE_RECORDED);
+        struct ops_target *t = orch_xcalloc(out->services.n + 1, sizeof(*t));
+        for (size_t i = 0; i < out->services.n; i++)
+            t[i] = (struct ops_target){
+                .app = out->apps.v[i], .service = out->services.v[i], .gone = true};
         if (rec != NULL)
-            out->exit_code = ops_drive_apps(ctx, rec, &touched, req->volumes, out->exit_code,
-                                            &out->converged, &out->n_converged);
+            out->exit_code = ops_drive_apps(ctx, rec, &touched, req->volumes, t, out->services.n,
+                                            out->exit_code, &out->converged, &out->n_converged);
+        free(t);
     }
+done:
     orch_strv_free(&touched);
     reconciler_free(rec);
     if (s != NULL)

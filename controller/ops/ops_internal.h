@@ -40,14 +40,43 @@ int ops_engine_open(const struct ops_ctx *ctx, struct store *s, int64_t timeout_
 int ops_app_lock(const struct ops_ctx *ctx, const char *state_dir, const char *app,
                  struct orch_error *err);
 
-/* Drives app with r under the app lock and fills *out (new); notes as ops_converge. */
-int ops_drive(const struct ops_ctx *ctx, struct reconciler *r, const char *app, bool remove_volumes,
-              struct ops_converge_result *out);
+/* What a command recorded for one service: at the end of its drive or wait, a store that no
+ * longer says so means a later change superseded it (exit 6). */
+struct ops_target {
+    const char *app;     /* borrowed */
+    const char *service; /* borrowed */
+    bool gone;           /* the command deleted the service */
+    int64_t revision;    /* the revision it set (0: any) */
+    int replicas;        /* the count it set (-1: any) */
+};
 
-/* Drives each app of apps in turn with r (remove_volumes as ops_converge), appending one result per
- * app to (*v, *n); returns the worst exit code, at least worst. */
+/* 1 with *why (new: "APP/SVC: superseded by revision 3 ('orch apply b.yaml')") when the store
+ * no longer holds what one of t (those of app, or all when app is NULL) says; 0 when it does;
+ * a negative code when the store cannot be read. */
+int ops_superseded(struct store *s, const struct ops_target *t, size_t n, const char *app,
+                   char **why);
+/* code, or ORCH_EXIT_SUPERSEDED with *why (new) when superseded; an environment failure, a usage
+ * error or an interruption keeps its code. */
+int ops_supersede_exit(struct store *s, const struct ops_target *t, size_t n, const char *app,
+                       int code, char **why);
+
+/* The exit code of an operation interrupted by ctx's signal (128 + it) and *message (new) on
+ * what was left and how to finish it (`orch rollout status` of the targets of app, or all when
+ * app is NULL); recorded false: nothing was changed. */
+int ops_interrupt_exit(const struct ops_ctx *ctx, const char *app, const struct ops_target *t,
+                       size_t nt, bool recorded, char **message);
+
+/* Drives app with r under the app lock and fills *out (new); notes as ops_converge. With targets
+ * (t, n: may be 0), a change of another command to them meanwhile makes the outcome
+ * "superseded" (exit 6). */
+int ops_drive(const struct ops_ctx *ctx, struct reconciler *r, const char *app, bool remove_volumes,
+              const struct ops_target *t, size_t n, struct ops_converge_result *out);
+
+/* Drives each app of apps in turn with r (remove_volumes and targets as ops_drive), appending one
+ * result per app to (*v, *n); returns the worst exit code, at least worst. */
 int ops_drive_apps(const struct ops_ctx *ctx, struct reconciler *r, const struct orch_strv *apps,
-                   bool remove_volumes, int worst, struct ops_converge_result **v, size_t *n);
+                   bool remove_volumes, const struct ops_target *t, size_t nt, int worst,
+                   struct ops_converge_result **v, size_t *n);
 
 /* ops_wait on an open store. */
 int ops_wait_in(const struct ops_ctx *ctx, struct store *s, const struct ops_wait_target *t,

@@ -31,8 +31,8 @@ static void revisions_free(struct ops_revision *v, size_t n)
 /* The drive (no daemon) or the wait (daemon) of follow. Returns the exit code so far, or a
  * negative code with *err when following could not start. */
 static int follow_drive(const struct ops_ctx *ctx, struct store *s, const char *app,
-                        const char *svc, int64_t since_ms, int64_t timeout_ms,
-                        struct orch_error *err)
+                        const char *svc, const struct ops_target *t, int64_t since_ms,
+                        int64_t timeout_ms, struct orch_error *err)
 {
     if (ops_who_drives(ctx, NULL) == OPS_DRIVER_EMBEDDED) {
         struct reconciler *rec = NULL;
@@ -40,35 +40,41 @@ static int follow_drive(const struct ops_ctx *ctx, struct store *s, const char *
         if (rc < 0)
             return rc;
         struct ops_converge_result cr;
-        int code = ops_drive(ctx, rec, app, false, &cr);
+        int code = ops_drive(ctx, rec, app, false, t, t ? 1 : 0, &cr);
         ops_converge_result_free(&cr);
         reconciler_free(rec);
         return code;
     }
-    struct ops_wait_target t = {.app = app, .service = svc};
+    struct ops_wait_target wt = {.app = app, .service = svc};
     struct store_service row;
     int rc = store_service_get(s, app, svc, &row, err);
     if (rc < 0)
         return rc;
-    t.revision = row.revision;
+    wt.revision = row.revision;
     store_service_free(&row);
     struct store_rollout ro;
     if (store_rollout_latest(s, app, svc, &ro, err) == 0) {
-        t.rollout_id = ro.state == STORE_ROLLOUT_PROGRESSING ? ro.id : 0;
+        wt.rollout_id = ro.state == STORE_ROLLOUT_PROGRESSING ? ro.id : 0;
         store_rollout_free(&ro);
     }
     orch_error_clear(err);
-    return ops_wait_in(ctx, s, &t, 1, since_ms, timeout_ms);
+    int code = ops_wait_in(ctx, s, &wt, 1, since_ms, timeout_ms);
+    _cleanup_free_ char *why = NULL;
+    code = ops_supersede_exit(s, t, t ? 1 : 0, NULL, code, &why);
+    if (why != NULL)
+        ops_note_text(ctx, OPS_NOTE_MESSAGE, "%s", why);
+    return code;
 }
 
 /* Drives or follows the service's latest rollout to its end; out->rollout says how it ended. */
-static int follow(const struct ops_ctx *ctx, struct store *s, int64_t since_ms, int64_t timeout_ms,
-                  struct ops_follow_result *out)
+static int follow(const struct ops_ctx *ctx, struct store *s, const struct ops_target *t,
+                  int64_t since_ms, int64_t timeout_ms, struct ops_follow_result *out)
 {
-    int rc = follow_drive(ctx, s, out->app, out->service, since_ms, timeout_ms, &out->err);
+    int rc = follow_drive(ctx, s, out->app, out->service, t, since_ms, timeout_ms, &out->err);
     if (rc < 0)
         return out->exit_code = ops_error_exit(&out->err);
-    if (rc == ORCH_EXIT_ENV || rc == ORCH_EXIT_TIMEOUT)
+    if (rc == ORCH_EXIT_ENV || rc == ORCH_EXIT_TIMEOUT || rc == ORCH_EXIT_SUPERSEDED ||
+        rc >= ORCH_EXIT_INTERRUPTED)
         return out->exit_code = rc;
     struct store_rollout ro;
     if (store_rollout_latest(s, out->app, out->service, &ro, &out->err) < 0) {
@@ -79,7 +85,9 @@ static int follow(const struct ops_ctx *ctx, struct store *s, int64_t since_ms, 
         return out->exit_code = ops_error_exit(&out->err);
     }
     ops_rollout_end_set(&out->rollout, &ro);
-    out->exit_code = ops_rollout_exit(ro.state);
+    /* A rollout still progressing after a drive that did not time out was not ended by its own
+     * verdict: the drive stopped on something else (an engine error), whose code stands. */
+    out->exit_code = ro.state == STORE_ROLLOUT_PROGRESSING ? rc : ops_rollout_exit(ro.state);
     store_rollout_free(&ro);
     return out->exit_code;
 }
@@ -91,7 +99,8 @@ int ops_rollout_status(const struct ops_ctx *ctx, const char *ref, int64_t timeo
     struct store *s = NULL;
     if (ops_open_service(ctx, ref, true, &s, &out->app, &out->service, &out->err) < 0)
         return out->exit_code = ops_error_exit(&out->err);
-    follow(ctx, s, 0, timeout_ms, out);
+    struct ops_target t = {.app = out->app, .service = out->service, .replicas = -1};
+    follow(ctx, s, &t, 0, timeout_ms, out);
     store_close(s);
     return out->exit_code;
 }
@@ -209,6 +218,13 @@ int ops_rollout_undo(const struct ops_ctx *ctx, const struct ops_undo_req *req,
         rc = ops_engine_open(ctx, s, 0, &probe, &f->err);
         reconciler_free(probe);
     }
+    if (rc == 0 && ops_interrupted(ctx)) {
+        _cleanup_free_ char *msg = NULL;
+        f->exit_code = ops_interrupt_exit(ctx, NULL, NULL, 0, false, &msg);
+        ops_note_text(ctx, OPS_NOTE_MESSAGE, "%s", msg);
+        store_close(s);
+        return f->exit_code;
+    }
     bool in_tx = false;
     if (rc == 0)
         rc = store_begin(s, &f->err);
@@ -228,7 +244,11 @@ int ops_rollout_undo(const struct ops_ctx *ctx, const struct ops_undo_req *req,
     if (ops_who_drives(ctx, NULL) != OPS_DRIVER_EMBEDDED && !req->wait)
         f->exit_code = ORCH_EXIT_OK;
     else
-        follow(ctx, s, now, req->timeout_ms, f);
+        follow(
+            ctx, s,
+            &(struct ops_target){
+                .app = f->app, .service = f->service, .revision = out->to_revision, .replicas = -1},
+            now, req->timeout_ms, f);
     store_close(s);
     return f->exit_code;
 }

@@ -9,7 +9,7 @@
 
 /* Writes one new count with its event; appends what changed to out. */
 static int scale_one(struct store *s, const char *app, const char *svc, int replicas, int64_t now,
-                     struct ops_scale_result *out, struct orch_error *err)
+                     const char *actor, struct ops_scale_result *out, struct orch_error *err)
 {
     struct store_service row;
     int rc = store_service_get(s, app, svc, &row, err);
@@ -22,7 +22,7 @@ static int scale_one(struct store *s, const char *app, const char *svc, int repl
     store_service_free(&row);
     if (rc == 0) {
         _cleanup_free_ char *msg =
-            orch_xasprintf("scaled from %d to %d (orch scale)", before, replicas);
+            orch_xasprintf("scaled from %d to %d (%s)", before, replicas, actor);
         rc = store_event_add(s, app, svc, "scaled", msg, now, err);
     }
     if (rc == 0)
@@ -59,11 +59,18 @@ int ops_scale(const struct ops_ctx *ctx, const struct ops_scale_item *items, siz
     }
     if (rc == 0 && ops_who_drives(ctx, NULL) == OPS_DRIVER_EMBEDDED)
         rc = ops_engine_open(ctx, s, 0, &rec, err);
+    if (rc == 0 && ops_interrupted(ctx)) {
+        _cleanup_free_ char *msg = NULL;
+        out->exit_code = ops_interrupt_exit(ctx, NULL, NULL, 0, false, &msg);
+        ops_note_text(ctx, OPS_NOTE_MESSAGE, "%s", msg);
+        goto done;
+    }
     if (rc == 0)
         rc = store_begin(s, err);
     int64_t now = orch_now_wall_ms();
     for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = scale_one(s, apps.v[i], svcs.v[i], items[i].replicas, now, out, err);
+        rc = scale_one(s, apps.v[i], svcs.v[i], items[i].replicas, now,
+                       ctx->actor ? ctx->actor : "orch scale", out, err);
     if (rc == 0)
         rc = store_commit(s, err);
     else if (s != NULL)
@@ -71,10 +78,17 @@ int ops_scale(const struct ops_ctx *ctx, const struct ops_scale_item *items, siz
     out->exit_code = rc < 0 ? ops_error_exit(err) : ORCH_EXIT_OK;
     if (rc == 0) {
         ops_note_simple(ctx, OPS_NOTE_RECORDED);
+        /* what this scale set: the counts (a later change of them supersedes it) */
+        struct ops_target *t = orch_xcalloc(out->n + 1, sizeof(*t));
+        for (size_t i = 0; i < out->n; i++)
+            t[i] = (struct ops_target){
+                .app = out->v[i].app, .service = out->v[i].service, .replicas = out->v[i].to};
         if (rec != NULL)
-            out->exit_code = ops_drive_apps(ctx, rec, &touched, false, out->exit_code,
+            out->exit_code = ops_drive_apps(ctx, rec, &touched, false, t, out->n, out->exit_code,
                                             &out->converged, &out->n_converged);
+        free(t);
     }
+done:
     orch_strv_free(&apps);
     orch_strv_free(&svcs);
     orch_strv_free(&touched);

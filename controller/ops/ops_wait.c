@@ -102,6 +102,16 @@ int ops_wait_in(const struct ops_ctx *ctx, struct store *s, const struct ops_wai
         }
         if (left == 0)
             break;
+        if (ops_interrupted(ctx)) {
+            int sig = ops_interrupted(ctx);
+            ops_note_simple(ctx, OPS_NOTE_PROGRESS_END);
+            ops_note_text(ctx, OPS_NOTE_MESSAGE,
+                          "interrupted by %s; the daemon goes on with the rollout (follow it "
+                          "with `orch rollout status %s/%s`)",
+                          sig == SIGTERM ? "SIGTERM" : "SIGINT", t[0].app, t[0].service);
+            worst = ORCH_EXIT_INTERRUPTED + sig;
+            break;
+        }
         if (timeout_ms > 0 && orch_now_mono_ms() - start > timeout_ms) {
             ops_note_simple(ctx, OPS_NOTE_PROGRESS_END);
             ops_note_text(ctx, OPS_NOTE_MESSAGE,

@@ -505,6 +505,13 @@ static void test_scale_undo_delete_record_only(void **state)
     _cleanup_free_ char *gj = ops_get_json(&gr);
     assert_non_null(strstr(gj, "\"state\": \"deleting\""));
     ops_get_result_free(&gr);
+    dreq = (struct ops_delete_req){.app = "a"}; /* its delete is unfinished: this one takes it */
+    assert_int_equal(ops_delete(&ctx, &dreq, &dr), ORCH_EXIT_OK);
+    ops_delete_result_free(&dr);
+    dreq = (struct ops_delete_req){.app = "nope"}; /* never known: nothing to delete */
+    assert_int_equal(ops_delete(&ctx, &dreq, &dr), ORCH_EXIT_INVALID);
+    assert_string_equal(dr.err.msg, "no app 'nope'");
+    ops_delete_result_free(&dr);
     dreq = (struct ops_delete_req){.volumes = true, .n_refs = 0};
     assert_int_equal(ops_delete(&ctx, &dreq, &dr), ORCH_EXIT_INVALID);
     ops_delete_result_free(&dr);

@@ -565,6 +565,14 @@ int reconcile_app(struct reconciler *r, const char *app, bool remove_volumes,
         rc = reconcile_run_pass(run, &pass, err);
         if (rc < 0 || pass.done)
             break;
+        if (r->stop != NULL && *r->stop != 0) {
+            /* between passes: every request of the last one has finished, nothing is
+             * half-made; the store says what is desired and the rollout goes on next time */
+            report->outcome = RECONCILE_INTERRUPTED;
+            snprintf(report->message, sizeof(report->message), "%s: interrupted", app);
+            reconcile_run_free(run);
+            return 0;
+        }
         if (r->timeout_ms > 0 && orch_now_mono_ms() - run->start_ms > r->timeout_ms) {
             report->outcome = RECONCILE_TIMEOUT;
             snprintf(report->message, sizeof(report->message),

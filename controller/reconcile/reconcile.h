@@ -6,6 +6,7 @@
 #ifndef ORCH_RECONCILE_RECONCILE_H
 #define ORCH_RECONCILE_RECONCILE_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -16,11 +17,14 @@
 struct reconciler;
 
 struct reconcile_options {
-    const char *publish_address; /* HostIp of published ports; NULL: $ORCH_PUBLISH_ADDRESS or
-                                    127.0.0.1 */
-    int64_t timeout_ms;          /* give up waiting after this long (0: no limit beyond the
-                                    services' update.deadline) */
-    bool progress;               /* print progress lines on stderr */
+    const char *publish_address;       /* HostIp of published ports; NULL: $ORCH_PUBLISH_ADDRESS or
+                                          127.0.0.1 */
+    int64_t timeout_ms;                /* give up waiting after this long (0: no limit beyond the
+                                          services' update.deadline) */
+    bool progress;                     /* print progress lines on stderr */
+    const volatile sig_atomic_t *stop; /* may be NULL; once *stop is not 0, reconcile_app ends
+                                          after the pass in flight (its engine requests
+                                          finished) with RECONCILE_INTERRUPTED */
 };
 
 /* Pure: 0 when addr is an IPv4 or IPv6 literal, else ORCH_E_INVALID naming it (docs/cli.md,
@@ -41,6 +45,7 @@ enum reconcile_outcome {
     RECONCILE_ROLLED_BACK, /* a rollout failed; the last good revision serves again */
     RECONCILE_FAILED,      /* a rollout failed and was not (or could not be) rolled back */
     RECONCILE_TIMEOUT,     /* --timeout ran out first */
+    RECONCILE_INTERRUPTED, /* asked to stop (reconcile_options.stop) between two passes */
 };
 
 struct reconcile_report {

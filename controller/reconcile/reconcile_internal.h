@@ -34,6 +34,7 @@ struct reconciler {
     char *publish_address;
     int64_t timeout_ms;
     bool progress;
+    const volatile sig_atomic_t *stop; /* reconcile_options.stop */
     struct health_prober *prober;
     char *state_id;      /* orch.state of the containers of this state dir */
     bool health_changed; /* a probe verdict changed since the flag was last cleared */

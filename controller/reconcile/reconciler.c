@@ -53,6 +53,7 @@ int reconciler_new(struct store *s, const struct reconcile_options *opts, struct
     r->store = s;
     r->progress = opts ? opts->progress : false;
     r->timeout_ms = opts ? opts->timeout_ms : 0;
+    r->stop = opts ? opts->stop : NULL;
     r->publish_address = orch_xstrdup(pub && *pub ? pub : "127.0.0.1");
     int rc = uv_loop_init(&r->loop);
     if (rc < 0) {

@@ -286,6 +286,40 @@ static char char_at_mark(const char *text, size_t len, size_t line, size_t colum
     return 0;
 }
 
+/* libyaml takes a key longer than 1024 characters for a plain scalar and then trips on its ':'
+ * ("mapping values are not allowed", or "could not find expected ':'" when scanning the key):
+ * report that as the key's length, at the key. True when it was that. */
+static bool long_key(const yaml_parser_t *p, const char *text, size_t len, struct ytree_error *yerr)
+{
+    const yaml_mark_t *m =
+        p->context && strstr(p->context, "simple key") ? &p->context_mark : &p->problem_mark;
+    size_t i = 0;
+    for (size_t l = 0; l < m->line && i < len; i++)
+        if (text[i] == '\n')
+            l++;
+    size_t line_start = i;
+    size_t end = line_start;
+    while (end < len && text[end] != '\n')
+        end++;
+    size_t k = line_start;
+    while (k < end &&
+           (text[k] == ' ' || text[k] == '-' || text[k] == '?' || text[k] == '{' || text[k] == '['))
+        k++;
+    size_t colon = k;
+    while (colon < end && !(text[colon] == ':' && (colon + 1 == end || text[colon + 1] == ' ')))
+        colon++;
+    size_t chars = 0;
+    for (size_t j = k; j < colon; j++)
+        chars += ((unsigned char)text[j] & 0xc0) != 0x80;
+    if (colon >= end || chars <= 1024)
+        return false;
+    yerr->line = (int)m->line + 1;
+    yerr->column = (int)(k - line_start) + 1;
+    snprintf(yerr->msg, sizeof(yerr->msg),
+             "key is too long: %zu characters, the limit is 1024 (YAML's limit for a key)", chars);
+    return true;
+}
+
 static void parser_error(const yaml_parser_t *p, const char *text, size_t len,
                          struct ytree_error *yerr)
 {
@@ -304,6 +338,8 @@ static void parser_error(const yaml_parser_t *p, const char *text, size_t len,
         snprintf(yerr->msg, sizeof(yerr->msg), "out of memory while parsing YAML");
         return;
     default:
+        if (long_key(p, text, len, yerr))
+            return;
         yerr->line = (int)p->problem_mark.line + 1;
         yerr->column = (int)p->problem_mark.column + 1;
         const char *hint =

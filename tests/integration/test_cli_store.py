@@ -159,6 +159,35 @@ class CliStoreTest(OrchTestCase):
         self.assertEqual(r.code, 3, r)
         self.assertIn("not-a-dir", r.err)
 
+    def test_issue16_smaller_inputs(self):
+        """-o says the same everywhere, a device or a directory is not a spec, and a key too long
+        for YAML is reported as such (issue 16, smaller)."""
+        for verb in (("apply", "-o", "x", "f.yaml"), ("get", "-o", "x")):
+            r = self.orch(*verb)
+            self.assertEqual(r.code, 2, r)
+            self.assertIn("-o must be table (or text) or json, not 'x'", r.err)
+        for path, what in (("/dev/zero", "a device"), (self.tmp, "a directory")):
+            r = self.orch("apply", path, env=NOCONV)
+            self.assertEqual(r.code, 2, r)
+            self.assertIn(f"spec file {path} is not a regular file ({what})", r.err)
+        key = "K" * 100000
+        path = self.write("long.yaml", spec_yaml("t1", service_yaml(
+            "web", extra=f"    env:\n      {key}: v\n")))
+        r = self.orch("apply", "--dry-run", path)
+        self.assertEqual(r.code, 2, r)
+        self.assertIn(f"{path}:7:7: error: key is too long: 100000 characters, the limit is 1024",
+                      r.err)
+
+    def test_delete_unknown_app(self):
+        """delete --app of an app nobody knows is exit 2, like delete NOPE/web, and leaves no
+        lock file (issue 16, smaller)."""
+        self.ok("apply", self.spec(), env=NOCONV)
+        for args in (("delete", "--app", "nope"), ("delete", "nope/web")):
+            r = self.orch(*args, env=NOCONV)
+            self.assertEqual(r.code, 2, r)
+            self.assertNotIn("removed", r.out)
+        self.assertFalse(os.path.exists(os.path.join(self.state, "locks", "nope.lock")))
+
     def test_invalid_corpus_changes_nothing(self):
         """Every invalid spec: exit 2, positioned gcc-style errors, nothing stored."""
         self.ok("apply", self.spec(), env=NOCONV)
