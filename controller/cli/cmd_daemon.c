@@ -9,7 +9,8 @@
 #include "daemon/daemon.h"
 
 const char cli_usage_daemon[] =
-    "Usage: orch daemon [--dns ADDR|off] [--dns-ttl DUR] [--domain NAME] [--resync DUR]\n\n"
+    "Usage: orch daemon [--dns ADDR|off] [--dns-ttl DUR] [--domain NAME] [--resync DUR]\n"
+    "                   [--autoscale-sync DUR|off]\n\n"
     "Runs the controller in the foreground: keeps every app of the state dir converged,\n"
     "replaces instances that exit, disappear or stay unhealthy (with exponential backoff for\n"
     "crash loops), and finishes rollouts that CLI commands record. One daemon per state dir;\n"
@@ -22,14 +23,21 @@ const char cli_usage_daemon[] =
     "  --dns-ttl DUR    TTL of DNS answers (default 5s); a stopping instance leaves the\n"
     "                   registry this long before it is stopped\n"
     "  --domain NAME    DNS zone (default orch.)\n"
+    "  --autoscale-sync DUR|off\n"
+    "                   how often the autoscaler measures and decides for services with\n"
+    "                   autoscale (default 5s; 0 or off: no autoscaling)\n"
     "Logs go to stderr, one line per event; --log-format json gives JSON lines.\n";
 
 int cli_cmd_daemon(struct cli_ctx *ctx, int argc, char **argv)
 {
     static const struct option long_opts[] = {
-        {"resync", required_argument, NULL, 'r'},  {"dns", required_argument, NULL, 'd'},
-        {"dns-ttl", required_argument, NULL, 't'}, {"domain", required_argument, NULL, 'z'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+        {"resync", required_argument, NULL, 'r'},
+        {"dns", required_argument, NULL, 'd'},
+        {"dns-ttl", required_argument, NULL, 't'},
+        {"domain", required_argument, NULL, 'z'},
+        {"autoscale-sync", required_argument, NULL, 'a'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     struct daemon_options opts = {.resync_ms = 10000, .dns_ttl_ms = 5000};
     optind = 0;
@@ -43,6 +51,19 @@ int cli_cmd_daemon(struct cli_ctx *ctx, int argc, char **argv)
                                        "--resync: '%s' is not a duration of at least "
                                        "100ms",
                                        optarg);
+            break;
+        case 'a':
+            if (strcmp(optarg, "off") == 0)
+                opts.autoscale_sync_ms = -1;
+            else if (spec_parse_duration(optarg, &opts.autoscale_sync_ms) < 0 ||
+                     (opts.autoscale_sync_ms != 0 && opts.autoscale_sync_ms < 100) ||
+                     opts.autoscale_sync_ms > 3600000)
+                return cli_usage_error("daemon",
+                                       "--autoscale-sync: '%s' is not off or a duration from "
+                                       "100ms to 1h",
+                                       optarg);
+            else if (opts.autoscale_sync_ms == 0)
+                opts.autoscale_sync_ms = -1;
             break;
         case 'd':
             opts.dns_listen = optarg;

@@ -380,4 +380,19 @@ void ops_status_result_free(struct ops_status_result *r);
 /* One service: desired state, latest rollout, recent events and its instances on the engine. */
 int ops_status(const struct ops_ctx *ctx, const char *ref, struct ops_status_result *out);
 
+/* ---- the autoscaler's writes (the daemon, on its open store) ---- */
+
+#define OPS_AUTOSCALE_SCALED "autoscaled"   /* event kind: the autoscaler changed the count */
+#define OPS_AUTOSCALE_KEPT "autoscale-hold" /* event kind: a decision that kept the count */
+
+/* Records the autoscaler's count for app/svc in one transaction: the service's replicas (no
+ * revision, as `orch scale`) and an OPS_AUTOSCALE_SCALED event "scaled from FROM to TO by the
+ * autoscaler: REASON". ORCH_E_TRANSIENT when the stored count is no longer `from` (changed by a
+ * command meanwhile: that count wins); nothing is written then. Does not converge. */
+int ops_autoscale_set(struct store *s, const char *app, const char *svc, int from, int to,
+                      const char *reason, int64_t now_ms, struct orch_error *err);
+/* Records a decision that keeps the count (OPS_AUTOSCALE_KEPT, the reason as message). */
+int ops_autoscale_note(struct store *s, const char *app, const char *svc, const char *reason,
+                       int64_t now_ms, struct orch_error *err);
+
 #endif
