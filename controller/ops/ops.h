@@ -320,6 +320,23 @@ int ops_rollout_history(const struct ops_ctx *ctx, const char *ref, struct ops_h
 
 /* ---- reads: get and status ---- */
 
+/* The autoscaler's view of a service with `autoscale`: its settings, the count it drives and
+ * its last recorded decision (docs/autoscale.md). */
+struct ops_autoscale_view {
+    bool enabled; /* the service has an autoscale block; nothing else is set otherwise */
+    int min;
+    int max;
+    int cpu;      /* target %, 0: none */
+    int requests; /* target per second per instance, 0: none */
+    int64_t scale_down_delay_ms;
+    int current;        /* instances running now */
+    int desired;        /* the service's count, which the autoscaler writes */
+    bool have_decision; /* a decision was recorded */
+    int64_t decided_ms; /* when (wall clock) */
+    bool scaled;        /* it changed the count (else it kept it) */
+    char *reason;       /* the decision with its inputs */
+};
+
 struct ops_service_row {
     char *app;
     char *service;
@@ -329,6 +346,7 @@ struct ops_service_row {
     int healthy;
     int updated;
     const char *rollout_state; /* static: the latest rollout's state, or "none" */
+    struct ops_autoscale_view autoscale;
 };
 
 struct ops_get_result {
@@ -375,6 +393,7 @@ struct ops_status_result {
     struct ops_rollout_end rollout; /* the latest rollout */
     struct ops_event *events;       /* the newest 8, oldest first */
     size_t n_events;
+    struct ops_autoscale_view autoscale;
 };
 void ops_status_result_free(struct ops_status_result *r);
 /* One service: desired state, latest rollout, recent events and its instances on the engine. */
