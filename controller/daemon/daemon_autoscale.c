@@ -41,6 +41,7 @@ struct as_svc {
     struct autoscale_state state;
     bool recorded;       /* a decision was recorded since the daemon started */
     unsigned last_class; /* the kind of the last recorded decision */
+    bool last_scaled;    /* the last recorded decision changed the count */
     int64_t kept_ms;     /* when the last decision that kept the count was recorded */
     struct as_inst *inst;
     size_t n_inst;
@@ -351,10 +352,12 @@ static void sync_service(struct daemon_autoscale *a, struct as_svc *v, int curre
         return;
     }
     unsigned cls = decision_class(&d);
-    /* A count that stays is recorded when its kind changed, at most once a minute: a load near
-     * a limit flips between kinds every sync and must not flood the event log. */
+    /* A count that stays is recorded when its kind changed, at most once a minute unless the
+     * count changed since (what follows a scaling is always told): a load near a limit flips
+     * between kinds every sync and must not flood the event log. */
     if (d.desired == d.current && v->recorded &&
-        (cls == v->last_class || now_ms - v->kept_ms < DAEMON_AUTOSCALE_KEPT_EVERY_MS))
+        (cls == v->last_class ||
+         (!v->last_scaled && now_ms - v->kept_ms < DAEMON_AUTOSCALE_KEPT_EVERY_MS)))
         return;
     _cleanup_free_ char *msg = decision_message(&d);
     int64_t wall = orch_now_wall_ms();
@@ -374,7 +377,8 @@ static void sync_service(struct daemon_autoscale *a, struct as_svc *v, int curre
     }
     v->recorded = true;
     v->last_class = cls;
-    if (d.desired == d.current)
+    v->last_scaled = d.desired != d.current;
+    if (!v->last_scaled)
         v->kept_ms = now_ms;
 }
 

@@ -5,8 +5,9 @@
  * recorded as events: every change of the count, the first decision for a service after the
  * daemon starts, and a decision that keeps the count when its kind (the limits that applied:
  * held by the window, at max or min, missing metrics; no metric at all; off) differs from the
- * last recorded one, at most once a minute; the others are not, so the event log stays bounded
- * whatever the load does.
+ * last recorded one, at most once a minute (but always the first after a change of the count);
+ * the others are not, so the event log stays bounded whatever the load does: at most one such
+ * event a minute plus one per change of the count.
  *
  * Runs on the daemon's loop and thread: daemon_autoscale_tick is called from the top of the
  * loop, never from a callback; the stats requests' callbacks only store their sample. */
