@@ -14,7 +14,7 @@
 const char cli_usage_daemon[] =
     "Usage: orch daemon [--dns ADDR|off] [--dns-ttl DUR] [--domain NAME] [--resync DUR]\n"
     "                   [--api ADDR|unix:PATH|off] [--tls-cert F --tls-key F [--client-ca F]]\n"
-    "                   [--auth FILE]\n\n"
+    "                   [--auth FILE] [--autoscale-sync DUR|off]\n\n"
     "Runs the controller in the foreground: keeps every app of the state dir converged,\n"
     "replaces instances that exit, disappear or stay unhealthy (with exponential backoff for\n"
     "crash loops), and finishes rollouts that CLI commands record. One daemon per state dir;\n"
@@ -32,6 +32,9 @@ const char cli_usage_daemon[] =
     "  --tls-cert F, --tls-key F  PEM certificate chain and key: TLS 1.2 or newer\n"
     "  --client-ca F    PEM CA bundle: clients must present a certificate it signed (mTLS)\n"
     "  --auth FILE      OIDC issuers and the rules mapping JWTs and certificates to roles\n"
+    "  --autoscale-sync DUR|off\n"
+    "                   how often the autoscaler measures and decides for services with\n"
+    "                   autoscale (default 5s; 0 or off: no autoscaling)\n"
     "Logs go to stderr, one line per event; --log-format json gives JSON lines.\n";
 
 /* Orch tokens for the API from a file, until the store keeps them (a test option). */
@@ -81,6 +84,7 @@ int cli_cmd_daemon(struct cli_ctx *ctx, int argc, char **argv)
         {"auth", required_argument, NULL, 'U'},
         /* Hidden, for tests until the store keeps tokens: `TOKEN ROLE APPS|* [TTL_S]` lines. */
         {"api-token-file", required_argument, NULL, 'T'},
+        {"autoscale-sync", required_argument, NULL, 'a'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -98,6 +102,19 @@ int cli_cmd_daemon(struct cli_ctx *ctx, int argc, char **argv)
                                        "--resync: '%s' is not a duration of at least "
                                        "100ms",
                                        optarg);
+            break;
+        case 'a':
+            if (strcmp(optarg, "off") == 0)
+                opts.autoscale_sync_ms = -1;
+            else if (spec_parse_duration(optarg, &opts.autoscale_sync_ms) < 0 ||
+                     (opts.autoscale_sync_ms != 0 && opts.autoscale_sync_ms < 100) ||
+                     opts.autoscale_sync_ms > 3600000)
+                return cli_usage_error("daemon",
+                                       "--autoscale-sync: '%s' is not off or a duration from "
+                                       "100ms to 1h",
+                                       optarg);
+            else if (opts.autoscale_sync_ms == 0)
+                opts.autoscale_sync_ms = -1;
             break;
         case 'd':
             opts.dns_listen = optarg;

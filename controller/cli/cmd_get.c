@@ -38,18 +38,23 @@ int cli_cmd_get(struct cli_ctx *ctx, int argc, char **argv)
         printf("No services.\n");
     } else {
         struct cli_table t;
-        static const char *const headers[] = {"APP",     "SERVICE", "REVISION", "DESIRED",
-                                              "RUNNING", "HEALTHY", "UPDATED",  "ROLLOUT"};
+        static const char *const headers[] = {"APP",     "SERVICE", "REVISION",
+                                              "DESIRED", "RUNNING", "HEALTHY",
+                                              "UPDATED", "ROLLOUT", "AUTOSCALE"};
         cli_table_init(&t, ORCH_ARRAY_LEN(headers), headers);
         for (size_t i = 0; i < res.n; i++) {
             const struct ops_service_row *v = &res.v[i];
-            char rev[32], des[32], run[32], hea[32], upd[32];
+            char rev[32], des[32], run[32], hea[32], upd[32], as[64] = "-";
             snprintf(rev, sizeof(rev), "%lld", (long long)v->revision);
             snprintf(des, sizeof(des), "%d", v->desired);
             snprintf(run, sizeof(run), "%d", v->running);
             snprintf(hea, sizeof(hea), "%d", v->healthy);
             snprintf(upd, sizeof(upd), "%d", v->updated);
-            const char *row[] = {v->app, v->service, rev, des, run, hea, upd, v->rollout_state};
+            /* current/desired (min..max), as kubectl get hpa shows them */
+            if (v->autoscale.enabled)
+                snprintf(as, sizeof(as), "%d/%d (%d..%d)", v->autoscale.current,
+                         v->autoscale.desired, v->autoscale.min, v->autoscale.max);
+            const char *row[] = {v->app, v->service, rev, des, run, hea, upd, v->rollout_state, as};
             cli_table_add(&t, row);
         }
         cli_table_print(&t);

@@ -27,6 +27,22 @@ static void print_status_table(const struct ops_status_result *st)
     if (ro->have)
         printf("Rollout:   %s (revision %lld)%s%s\n", ro->state, (long long)ro->to_revision,
                ro->message && *ro->message ? ": " : "", ro->message ? ro->message : "");
+    const struct ops_autoscale_view *as = &st->autoscale;
+    if (as->enabled) {
+        printf("Autoscale: %d..%d", as->min, as->max);
+        if (as->cpu > 0)
+            printf(", cpu %d%%", as->cpu);
+        if (as->requests > 0)
+            printf(", requests %d/s", as->requests);
+        printf(", scale down after %llds; %d current, %d desired%s\n",
+               (long long)(as->scale_down_delay_ms / 1000), as->current, as->desired,
+               as->desired == 0 ? " (off: scaled to 0 by hand)" : "");
+        if (as->have_decision) {
+            char when[40];
+            orch_format_rfc3339(as->decided_ms, when, sizeof(when));
+            printf("Decision:  %s %s\n", when, as->reason ? as->reason : "");
+        }
+    }
     printf("\n");
     struct cli_table t;
     static const char *const headers[] = {"NAME", "ID", "REVISION", "STATE", "HEALTH", "ENDPOINTS"};

@@ -14,6 +14,7 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "daemon_autoscale.h"
 #include "docker/docker_client.h"
 #include "reconcile/reconcile.h"
 #include "registry/dns_server.h"
@@ -55,8 +56,9 @@ struct daemon {
     const char *domain;
     uint32_t serial;
     bool registry_dirty;
-    int64_t next_resync;  /* next discovery of apps (0: at once) */
-    int64_t data_version; /* the store's, as last seen */
+    int64_t next_resync;                /* next discovery of apps (0: at once) */
+    int64_t data_version;               /* the store's, as last seen */
+    struct daemon_autoscale *autoscale; /* NULL: --autoscale-sync off */
 };
 
 bool daemon_is_running(const char *state_dir, pid_t *pid)
@@ -77,6 +79,21 @@ static struct app_entry *app_get(struct daemon *d, const char *name)
     reconcile_run_set_drain(a->run, d->dns != NULL ? d->dns_ttl_ms : 0);
     a->dirty = true;
     return a;
+}
+
+/* The autoscaler's hooks (daemon_autoscale.h): the run of a known app, and a changed count. */
+static struct reconcile_run *autoscale_run_of(void *arg, const char *app)
+{
+    struct daemon *d = arg;
+    for (size_t i = 0; i < d->n_apps; i++)
+        if (strcmp(d->apps[i].name, app) == 0)
+            return d->apps[i].run;
+    return NULL;
+}
+
+static void autoscale_changed(void *arg, const char *app)
+{
+    app_get(arg, app)->dirty = true;
 }
 
 static void app_drop(struct daemon *d, size_t i)
@@ -414,6 +431,8 @@ static void daemon_turn(struct daemon *d)
         else
             i++;
     }
+    if (d->autoscale != NULL && !d->stop)
+        daemon_autoscale_tick(d->autoscale, orch_now_mono_ms());
     bool due = false;
     for (size_t i = 0; i < d->n_apps; i++)
         if (d->apps[i].dirty || d->apps[i].next_ms <= orch_now_mono_ms())
@@ -459,6 +478,14 @@ int daemon_run(struct store *s, const struct daemon_options *opts, struct orch_e
              (long)getpid(), (long long)(d.resync_ms / 1000));
 
     d.data_version = store_data_version(s);
+    if (!opts || opts->autoscale_sync_ms >= 0) {
+        struct daemon_autoscale_hooks hooks = {
+            .run = autoscale_run_of, .changed = autoscale_changed, .arg = &d};
+        int64_t sync_ms = opts && opts->autoscale_sync_ms > 0 ? opts->autoscale_sync_ms
+                                                              : DAEMON_AUTOSCALE_SYNC_MS;
+        d.autoscale = daemon_autoscale_new(s, d.rec, sync_ms, &hooks);
+        orch_log(ORCH_LOG_INFO, "daemon: autoscaler sync every %lldms", (long long)sync_ms);
+    }
     events_start(&d);
     while (!d.stop)
         daemon_turn(&d);
@@ -467,6 +494,7 @@ int daemon_run(struct store *s, const struct daemon_options *opts, struct orch_e
     while (d.n_apps > 0)
         app_drop(&d, d.n_apps - 1);
     free(d.apps);
+    daemon_autoscale_free(d.autoscale); /* its pending stats requests end with the client */
     reconciler_free(d.rec);
     close(lock_fd);
     orch_log(ORCH_LOG_INFO, "daemon: stopped");

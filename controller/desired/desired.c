@@ -114,8 +114,11 @@ int desired_diff_compute(const struct spec_app *app, const struct desired_curren
         c->from_image = orch_xstrdup(cur->image);
         if (svc->autoscale.enabled) {
             /* The autoscaler owns the count once the service exists: a re-apply of the same
-             * file must not reset it, only bring it inside the (possibly new) bounds. */
-            c->to_replicas = clamp_int(cur->replicas, svc->autoscale.min, svc->autoscale.max);
+             * file must not reset it, only bring it inside the (possibly new) bounds. A count
+             * of 0 set by hand switches the autoscaler off (docs/autoscale.md) and stays. */
+            c->to_replicas = cur->replicas == 0
+                                 ? 0
+                                 : clamp_int(cur->replicas, svc->autoscale.min, svc->autoscale.max);
             c->autoscale_kept = true;
         }
         char hash[65];

@@ -333,6 +333,23 @@ int ops_rollout_history(const struct ops_ctx *ctx, const char *ref, struct ops_h
 
 /* ---- reads: get and status ---- */
 
+/* The autoscaler's view of a service with `autoscale`: its settings, the count it drives and
+ * its last recorded decision (docs/autoscale.md). */
+struct ops_autoscale_view {
+    bool enabled; /* the service has an autoscale block; nothing else is set otherwise */
+    int min;
+    int max;
+    int cpu;      /* target %, 0: none */
+    int requests; /* target per second per instance, 0: none */
+    int64_t scale_down_delay_ms;
+    int current;        /* instances running now */
+    int desired;        /* the service's count, which the autoscaler writes */
+    bool have_decision; /* a decision was recorded */
+    int64_t decided_ms; /* when (wall clock) */
+    bool scaled;        /* it changed the count (else it kept it) */
+    char *reason;       /* the decision with its inputs */
+};
+
 struct ops_service_row {
     char *app;
     char *service;
@@ -342,6 +359,7 @@ struct ops_service_row {
     int healthy;
     int updated;
     const char *rollout_state; /* static: the latest rollout's state, or "none" */
+    struct ops_autoscale_view autoscale;
 };
 
 struct ops_get_result {
@@ -388,9 +406,25 @@ struct ops_status_result {
     struct ops_rollout_end rollout; /* the latest rollout */
     struct ops_event *events;       /* the newest 8, oldest first */
     size_t n_events;
+    struct ops_autoscale_view autoscale;
 };
 void ops_status_result_free(struct ops_status_result *r);
 /* One service: desired state, latest rollout, recent events and its instances on the engine. */
 int ops_status(const struct ops_ctx *ctx, const char *ref, struct ops_status_result *out);
+
+/* ---- the autoscaler's writes (the daemon, on its open store) ---- */
+
+#define OPS_AUTOSCALE_SCALED "autoscaled"   /* event kind: the autoscaler changed the count */
+#define OPS_AUTOSCALE_KEPT "autoscale-hold" /* event kind: a decision that kept the count */
+
+/* Records the autoscaler's count for app/svc in one transaction: the service's replicas (no
+ * revision, as `orch scale`) and an OPS_AUTOSCALE_SCALED event "scaled from FROM to TO by the
+ * autoscaler: REASON". ORCH_E_TRANSIENT when the stored count is no longer `from` (changed by a
+ * command meanwhile: that count wins); nothing is written then. Does not converge. */
+int ops_autoscale_set(struct store *s, const char *app, const char *svc, int from, int to,
+                      const char *reason, int64_t now_ms, struct orch_error *err);
+/* Records a decision that keeps the count (OPS_AUTOSCALE_KEPT, the reason as message). */
+int ops_autoscale_note(struct store *s, const char *app, const char *svc, const char *reason,
+                       int64_t now_ms, struct orch_error *err);
 
 #endif

@@ -15,16 +15,44 @@ static char *dump(json_t *root)
     return copy;
 }
 
+/* "autoscale": null, or its settings, counts and (status only) the last decision. */
+static json_t *autoscale_json(const struct ops_autoscale_view *a, bool with_decision)
+{
+    if (!a->enabled)
+        return json_null();
+    json_t *targets = json_object();
+    if (a->cpu > 0)
+        json_object_set_new(targets, "cpu", json_integer(a->cpu));
+    if (a->requests > 0)
+        json_object_set_new(targets, "requests", json_integer(a->requests));
+    json_t *o = json_pack("{s:i, s:i, s:o, s:I, s:i, s:i}", "min", a->min, "max", a->max, "targets",
+                          targets, "scale_down_delay_ms", (json_int_t)a->scale_down_delay_ms,
+                          "current", a->current, "desired", a->desired);
+    if (!with_decision)
+        return o;
+    if (a->have_decision) {
+        char when[40];
+        orch_format_rfc3339(a->decided_ms, when, sizeof(when));
+        json_object_set_new(o, "last_decision",
+                            json_pack("{s:s, s:b, s:s}", "time", when, "scaled", a->scaled,
+                                      "reason", a->reason ? a->reason : ""));
+    } else {
+        json_object_set_new(o, "last_decision", json_null());
+    }
+    return o;
+}
+
 char *ops_get_json(const struct ops_get_result *r)
 {
     json_t *list = json_array();
     for (size_t i = 0; i < r->n; i++) {
         const struct ops_service_row *v = &r->v[i];
         json_array_append_new(
-            list, json_pack("{s:s, s:s, s:I, s:{s:i, s:i, s:i, s:i}, s:{s:s}}", "app", v->app,
+            list, json_pack("{s:s, s:s, s:I, s:{s:i, s:i, s:i, s:i}, s:{s:s}, s:o}", "app", v->app,
                             "service", v->service, "revision", (json_int_t)v->revision, "replicas",
                             "desired", v->desired, "running", v->running, "healthy", v->healthy,
-                            "updated", v->updated, "rollout", "state", v->rollout_state));
+                            "updated", v->updated, "rollout", "state", v->rollout_state,
+                            "autoscale", autoscale_json(&v->autoscale, false)));
     }
     return dump(json_pack("{s:o}", "services", list));
 }
@@ -58,6 +86,7 @@ char *ops_status_json(const struct ops_status_result *r)
                                             r->events[i].kind, "message", r->events[i].message));
     }
     json_object_set_new(root, "events", ev);
+    json_object_set_new(root, "autoscale", autoscale_json(&r->autoscale, true));
     return dump(root);
 }
 

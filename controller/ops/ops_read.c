@@ -19,6 +19,44 @@ static int observe(const struct ops_ctx *ctx, struct store *s, const char *app,
     return rc;
 }
 
+/* The autoscaler's view of a stored service (spec_json) with `running` instances. */
+static void autoscale_view_set(struct store *s, const struct store_service *v, int running,
+                               struct ops_autoscale_view *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (v->spec_json == NULL || strstr(v->spec_json, "\"autoscale\":{") == NULL)
+        return;
+    struct spec_service svc;
+    struct orch_error err = {0};
+    if (spec_service_from_json(v->spec_json, &svc, &err) < 0)
+        return;
+    const struct spec_autoscale *a = &svc.autoscale;
+    out->enabled = a->enabled;
+    out->min = a->min;
+    out->max = a->max;
+    out->cpu = a->cpu;
+    out->requests = a->requests;
+    out->scale_down_delay_ms = a->scale_down_delay_ms;
+    out->current = running;
+    out->desired = v->replicas;
+    spec_service_free(&svc);
+    struct store_event ev;
+    if (out->enabled && store_event_latest(s, v->app, v->name, OPS_AUTOSCALE_SCALED,
+                                           OPS_AUTOSCALE_KEPT, &ev, &err) == 0) {
+        out->have_decision = true;
+        out->decided_ms = ev.time_ms;
+        out->scaled = strcmp(ev.kind, OPS_AUTOSCALE_SCALED) == 0;
+        out->reason = orch_xstrdup(ev.message);
+        store_event_free(&ev);
+    }
+}
+
+static void autoscale_view_free(struct ops_autoscale_view *v)
+{
+    free(v->reason);
+    memset(v, 0, sizeof(*v));
+}
+
 static void row_set(struct store *s, const struct store_service *v,
                     const struct reconcile_service_status *obs, size_t nobs,
                     struct ops_service_row *row)
@@ -41,6 +79,7 @@ static void row_set(struct store *s, const struct store_service *v,
     row->running = o ? o->running : 0;
     row->healthy = o ? o->healthy : 0;
     row->updated = o ? o->updated : 0;
+    autoscale_view_set(s, v, row->running, &row->autoscale);
 }
 
 /* A delete in progress shows as its service with rollout state "deleting" and the containers
@@ -107,6 +146,7 @@ void ops_get_result_free(struct ops_get_result *r)
     for (size_t i = 0; i < r->n; i++) {
         free(r->v[i].app);
         free(r->v[i].service);
+        autoscale_view_free(&r->v[i].autoscale);
     }
     free(r->v);
     memset(r, 0, sizeof(*r));
@@ -173,6 +213,12 @@ int ops_status(const struct ops_ctx *ctx, const char *ref, struct ops_status_res
     for (size_t i = 0; rc == 0 && i < n; i++)
         if (strcmp(v[i].service, out->service) == 0 && !out->found)
             status_set(s, &v[i], out);
+    struct store_service row;
+    struct orch_error e = {0};
+    if (rc == 0 && store_service_get(s, out->app, out->service, &row, &e) == 0) {
+        autoscale_view_set(s, &row, out->running, &out->autoscale);
+        store_service_free(&row);
+    }
     out->exit_code = rc < 0 ? ops_error_exit(&out->err) : ORCH_EXIT_OK;
     reconcile_status_free(v, n);
     if (s != NULL)
@@ -204,5 +250,6 @@ void ops_status_result_free(struct ops_status_result *r)
         free(r->events[i].message);
     }
     free(r->events);
+    autoscale_view_free(&r->autoscale);
     memset(r, 0, sizeof(*r));
 }

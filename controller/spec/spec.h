@@ -72,11 +72,16 @@ struct spec_update {
     int64_t stop_grace_ms;                     /* default 10000 */
 };
 
+#define SPEC_AUTOSCALE_DELAY_MS 300000 /* scale_down_delay's default: 5m */
+#define SPEC_MAX_REQUESTS 1000000      /* autoscale.requests' upper bound (per second) */
+
 struct spec_autoscale {
     bool enabled;
     int min;
     int max;
-    int cpu; /* target average CPU percent per instance */
+    int cpu;                     /* target average CPU percent per instance; 0: no CPU target */
+    int requests;                /* target requests per second per instance; 0: none */
+    int64_t scale_down_delay_ms; /* default SPEC_AUTOSCALE_DELAY_MS */
 };
 
 struct spec_resources {

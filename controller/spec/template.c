@@ -169,8 +169,10 @@ char *spec_service_to_json(const struct spec_service *svc)
     json_object_set_new(o, "replicas", json_integer(svc->replicas));
     if (svc->autoscale.enabled)
         json_object_set_new(o, "autoscale",
-                            json_pack("{s:i, s:i, s:i}", "min", svc->autoscale.min, "max",
-                                      svc->autoscale.max, "cpu", svc->autoscale.cpu));
+                            json_pack("{s:i, s:i, s:i, s:i, s:I}", "min", svc->autoscale.min, "max",
+                                      svc->autoscale.max, "cpu", svc->autoscale.cpu, "requests",
+                                      svc->autoscale.requests, "scale_down_delay_ms",
+                                      (json_int_t)svc->autoscale.scale_down_delay_ms));
     else
         json_object_set_new(o, "autoscale", json_null());
     return dump(o);
@@ -433,11 +435,22 @@ static int read_scale(json_t *root, struct spec_service *svc, struct orch_error 
         return bad(err, "replicas out of range", NULL);
     svc->replicas = (int)replicas;
     if (!json_is_null(autoscale)) {
-        int mn, mx, cpu;
-        if (json_unpack_ex(autoscale, &je, JSON_STRICT, "{s:i, s:i, s:i}", "min", &mn, "max", &mx,
-                           "cpu", &cpu) < 0)
+        /* requests and scale_down_delay_ms are optional: services stored before they existed
+         * have neither (no requests target, the default delay). */
+        int mn, mx, cpu = 0, requests = 0;
+        json_int_t delay = SPEC_AUTOSCALE_DELAY_MS;
+        if (json_unpack_ex(autoscale, &je, JSON_STRICT, "{s:i, s:i, s?i, s?i, s?I}", "min", &mn,
+                           "max", &mx, "cpu", &cpu, "requests", &requests, "scale_down_delay_ms",
+                           &delay) < 0)
             return bad(err, "autoscale", &je);
-        svc->autoscale = (struct spec_autoscale){.enabled = true, .min = mn, .max = mx, .cpu = cpu};
+        if (cpu < 0 || requests < 0 || delay < 0)
+            return bad(err, "autoscale out of range", NULL);
+        svc->autoscale = (struct spec_autoscale){.enabled = true,
+                                                 .min = mn,
+                                                 .max = mx,
+                                                 .cpu = cpu,
+                                                 .requests = requests,
+                                                 .scale_down_delay_ms = delay};
     }
     return 0;
 }

@@ -223,6 +223,8 @@ static void test_every_key(void **state)
     assert_int_equal(s->autoscale.min, 2);
     assert_int_equal(s->autoscale.max, 1000);
     assert_int_equal(s->autoscale.cpu, 70);
+    assert_int_equal(s->autoscale.requests, 0);
+    assert_int_equal(s->autoscale.scale_down_delay_ms, 300000);
     assert_int_equal(s->resources.nano_cpus, 1024000000000LL);
     assert_int_equal(s->resources.memory_bytes, 1LL << 30);
     static const struct {
@@ -295,13 +297,21 @@ static void test_valid_variants(void **state)
         /* max equal to min, a 40-character name */
         "app: a234567890123456789012345678901234567890\nservices:\n  w:\n    image: x\n    "
         "autoscale: {min: 3, max: 3, cpu: 100}\n",
+        /* a requests target alone, and a delay of zero */
+        "app: a\nservices:\n  w:\n    image: x\n    "
+        "autoscale: {min: 1, max: 5, requests: 200, scale_down_delay: 0}\n",
     };
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
         struct spec_app app = parse_ok(ok[i]);
         assert_true(app.services_len >= 1);
         spec_app_free(&app);
     }
-    struct spec_app app = parse_ok(ok[2]);
+    struct spec_app app = parse_ok(ok[sizeof(ok) / sizeof(ok[0]) - 1]);
+    assert_int_equal(app.services[0].autoscale.cpu, 0);
+    assert_int_equal(app.services[0].autoscale.requests, 200);
+    assert_int_equal(app.services[0].autoscale.scale_down_delay_ms, 0);
+    spec_app_free(&app);
+    app = parse_ok(ok[2]);
     assert_int_equal(app.services[0].health.port_index, 0);
     assert_string_equal(app.services[0].health.port, "p");
     spec_app_free(&app);
@@ -396,6 +406,13 @@ static void test_errors(void **state)
         {SVC "    autoscale: {min: 0, max: 2, cpu: 50}\n", 5, 22, "must be between 1 and 1000"},
         {SVC "    autoscale: {min: 1, max: 1001, cpu: 50}\n", 5, 30, "must be between 1 and 1000"},
         {SVC "    autoscale: {max: 2, cpu: 50}\n", 5, 16, "autoscale: missing required key 'min'"},
+        {SVC "    autoscale: {min: 1, max: 2}\n", 5, 16, "autoscale: needs a target: 'cpu', "},
+        {SVC "    autoscale: {min: 1, max: 2, requests: 1000001}\n", 5, 43,
+         "between 1 and 1000000"},
+        {SVC "    autoscale: {min: 1, max: 2, cpu: 5, scale_down_delay: 61m}\n", 5, 59,
+         "scale_down_delay: must be at most 1h"},
+        {SVC "    autoscale: {min: 1, max: 2, cpu: 5, scale_down_dely: 1m}\n", 5, 41,
+         "did you mean 'scale_down_delay'?"},
         {SVC "    resources: {cpus: 1025}\n", 5, 23, "must be more than 0 and at most 1024"},
         {SVC "    resources: {cpus: .inf}\n", 5, 23, "must be more than 0"},
         {SVC "    resources: {cpus: -1}\n", 5, 23, "must be more than 0"},

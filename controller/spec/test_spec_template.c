@@ -89,6 +89,12 @@ static void test_same_hash(void **state)
         "    env: {A: \"1\", B: \"2\"}\n    labels: {team: web}\n"
         "    ports: [{name: http, container: 80}]\n    health: {http: /h}\n"
         "    depends_on: [db, cache]\n" DEPS,
+        "app: a\nservices:\n  web:\n    image: nginx:1\n    replicas: 2\n"
+        "    autoscale: {min: 1, max: 10, requests: 300, scale_down_delay: 10s}\n"
+        "    command: [serve, --x]\n"
+        "    env: {A: \"1\", B: \"2\"}\n    labels: {team: web}\n"
+        "    ports: [{name: http, container: 80}]\n    health: {http: /h}\n"
+        "    depends_on: [db, cache]\n" DEPS,
         /* depends_on is a set; anchors are just a way of writing */
         "app: a\n"
         "services:\n  web:\n    image: nginx:1\n    command: [serve, --x]\n"
@@ -252,7 +258,7 @@ static const char rich[] =
     "    ports: [{name: redis, container: 6379}]\n"
     "    health: {tcp: redis, start_period: 10s}\n"
     "    resources: {cpus: 0.001}\n"
-    "    autoscale: {min: 1, max: 1, cpu: 1}\n";
+    "    autoscale: {min: 1, max: 1, cpu: 1, requests: 50, scale_down_delay: 1m30s}\n";
 
 static void test_round_trip(void **state)
 {
@@ -280,6 +286,8 @@ static void test_round_trip(void **state)
             assert_int_equal(back.replicas, s->replicas);
             assert_int_equal(back.autoscale.enabled, s->autoscale.enabled);
             assert_int_equal(back.autoscale.max, s->autoscale.max);
+            assert_int_equal(back.autoscale.requests, s->autoscale.requests);
+            assert_int_equal(back.autoscale.scale_down_delay_ms, s->autoscale.scale_down_delay_ms);
             assert_int_equal(back.env_len, s->env_len);
             for (size_t e = 0; e < s->env_len; e++)
                 assert_string_equal(back.env[e].key, s->env[e].key);

@@ -94,26 +94,38 @@ void v_check_autoscale(struct vctx *v, const struct ynode *n, const char *path,
 {
     if (!v_expect_kind(v, n, path, YT_MAP, "a mapping"))
         return;
-    static const char *const names[] = {"min", "max", "cpu"};
-    const struct ynode *keys[3], *vals[3];
-    v_map_fields(v, n, path, names, 3, keys, vals);
-    long long x[3] = {0, 0, 0};
-    bool ok[3] = {false, false, false};
-    static const long long lo[] = {1, 1, 1}, hi[] = {SPEC_MAX_REPLICAS, SPEC_MAX_REPLICAS, 100};
-    for (int i = 0; i < 3; i++) {
+    enum { F_MIN, F_MAX, F_CPU, F_REQUESTS, F_DELAY, F_N };
+    static const char *const names[] = {"min", "max", "cpu", "requests", "scale_down_delay"};
+    const struct ynode *keys[F_N], *vals[F_N];
+    v_map_fields(v, n, path, names, F_N, keys, vals);
+    long long x[4] = {0, 0, 0, 0};
+    bool ok[4] = {false, false, false, false};
+    static const long long lo[] = {1, 1, 1, 1},
+                           hi[] = {SPEC_MAX_REPLICAS, SPEC_MAX_REPLICAS, 100, SPEC_MAX_REQUESTS};
+    for (int i = F_MIN; i <= F_REQUESTS; i++) {
         if (vals[i] == NULL) {
-            v_missing(v, n, path, names[i]);
+            if (i == F_MIN || i == F_MAX)
+                v_missing(v, n, path, names[i]);
             continue;
         }
         struct vpath p = v_path_key(path, names[i], strlen(names[i]));
         ok[i] = v_get_int(v, vals[i], p.s, lo[i], hi[i], &x[i]);
     }
-    if (ok[0] && ok[1] && x[1] < x[0]) {
+    if (ok[F_MIN] && ok[F_MAX] && x[F_MAX] < x[F_MIN]) {
         struct vpath p = v_path_key(path, "max", 3);
-        v_err(v, vals[1], p.s, "must be >= min (%lld), got %lld", x[0], x[1]);
+        v_err(v, vals[F_MAX], p.s, "must be >= min (%lld), got %lld", x[F_MIN], x[F_MAX]);
+    }
+    /* The autoscaler needs something to measure (docs/spec.md, autoscale). */
+    if (vals[F_CPU] == NULL && vals[F_REQUESTS] == NULL)
+        v_err(v, n, path, "needs a target: 'cpu', 'requests' or both");
+    a->scale_down_delay_ms = SPEC_AUTOSCALE_DELAY_MS;
+    if (vals[F_DELAY] != NULL) {
+        struct vpath p = v_path_key(path, names[F_DELAY], strlen(names[F_DELAY]));
+        v_get_duration(v, vals[F_DELAY], p.s, 0, 3600000, &a->scale_down_delay_ms);
     }
     a->enabled = true;
-    a->min = (int)x[0];
-    a->max = (int)x[1];
-    a->cpu = (int)x[2];
+    a->min = (int)x[F_MIN];
+    a->max = (int)x[F_MAX];
+    a->cpu = (int)x[F_CPU];
+    a->requests = (int)x[F_REQUESTS];
 }

@@ -1521,6 +1521,44 @@ int store_events_list(struct store *s, const char *app, const char *service, siz
     return 0;
 }
 
+int store_event_latest(struct store *s, const char *app, const char *service, const char *kind_a,
+                       const char *kind_b, struct store_event *out, struct orch_error *err)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    int rc = db_prepare(s, "latest event",
+                        "SELECT id, time_ms, app, service, kind, message FROM events"
+                        " WHERE app = ?1 AND service = ?2 AND (kind = ?3 OR kind = ?4)"
+                        " ORDER BY id DESC LIMIT 1",
+                        DB_ARGS(ARG_TEXT(app), ARG_TEXT(service), ARG_TEXT(kind_a),
+                                ARG_TEXT(kind_b != NULL ? kind_b : kind_a)),
+                        &st, err);
+    if (rc < 0)
+        return rc;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        return -ORCH_E_NOTFOUND;
+    if (rc != SQLITE_ROW)
+        return db_fail(s, "latest event", err);
+    *out = (struct store_event){
+        .id = sqlite3_column_int64(st, 0),
+        .time_ms = sqlite3_column_int64(st, 1),
+        .app = col_str(st, 2),
+        .service = col_str(st, 3),
+        .kind = col_str(st, 4),
+        .message = col_str(st, 5),
+    };
+    return 0;
+}
+
+void store_event_free(struct store_event *e)
+{
+    free(e->app);
+    free(e->service);
+    free(e->kind);
+    free(e->message);
+    memset(e, 0, sizeof(*e));
+}
+
 void store_events_free(struct store_event *v, size_t n)
 {
     for (size_t i = 0; i < n; i++) {

@@ -204,6 +204,11 @@ int store_event_add(struct store *s, const char *app, const char *service, const
 int store_events_list(struct store *s, const char *app, const char *service, size_t limit,
                       struct store_event **out, size_t *n, struct orch_error *err);
 void store_events_free(struct store_event *v, size_t n);
+/* The newest event of app/service whose kind is kind_a or kind_b (NULL: kind_a only): 0 with
+ * *out filled (free with store_event_free), or -ORCH_E_NOTFOUND. */
+int store_event_latest(struct store *s, const char *app, const char *service, const char *kind_a,
+                       const char *kind_b, struct store_event *out, struct orch_error *err);
+void store_event_free(struct store_event *e);
 
 /* The random identity of this state dir (16 hex digits), made when the database was created:
  * new string, or NULL with *err filled. */

@@ -833,6 +833,23 @@ static void test_events(void **state)
     assert_string_equal(v[0].kind, "deleted");
     assert_int_equal(v[0].time_ms, 500);
     store_events_free(v, n);
+
+    /* the newest event of one of two kinds (the autoscaler's last decision) */
+    OK(store_event_add(s, "shop", "web", "kept", "k1", 600, E));
+    OK(store_event_add(s, "shop", "web", "scaled", "s1", 601, E));
+    OK(store_event_add(s, "shop", "web", "applied", "a1", 602, E));
+    struct store_event e;
+    OK(store_event_latest(s, "shop", "web", "kept", "scaled", &e, E));
+    assert_string_equal(e.message, "s1");
+    assert_string_equal(e.kind, "scaled");
+    assert_int_equal(e.time_ms, 601);
+    store_event_free(&e);
+    OK(store_event_latest(s, "shop", "web", "kept", NULL, &e, E));
+    assert_string_equal(e.message, "k1");
+    store_event_free(&e);
+    struct orch_error err = {0};
+    assert_int_equal(store_event_latest(s, "shop", "api", "kept", "scaled", &e, &err),
+                     -ORCH_E_NOTFOUND);
 }
 
 /* ---- transactions ---- */
