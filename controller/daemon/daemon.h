@@ -15,11 +15,11 @@
 #include "store/store.h"
 
 struct daemon_options {
-    int64_t resync_ms;      /* every app is reconciled at least this often; default 10000 */
-    const char *dns_listen; /* "127.0.0.1:8600" (NULL: that), or "off" */
-    int64_t dns_ttl_ms;     /* TTL of answers, and how long a stopping instance is out of the
-                               registry before it is stopped; default 5000 */
-    const char *domain;     /* zone; NULL: "orch." */
+    int64_t resync_ms;         /* every app is reconciled at least this often; default 10000 */
+    const char *dns_listen;    /* "127.0.0.1:8600" (NULL: that), or "off" */
+    int64_t dns_ttl_ms;        /* TTL of answers, and how long a stopping instance is out of the
+                                  registry before it is stopped; default 5000 */
+    const char *domain;        /* zone; NULL: "orch." */
     int64_t autoscale_sync_ms; /* the autoscaler's sync period; 0: 5000; < 0: no autoscaler */
     /* The HTTP API on the daemon's loop (api/server.h); NULL: none. Its state_dir is set to the
      * store's. Borrowed. */

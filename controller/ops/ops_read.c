@@ -83,9 +83,11 @@ static void row_set(struct store *s, const struct store_service *v,
 }
 
 /* A delete in progress shows as its service with rollout state "deleting" and the containers
- * still there, until they are gone (a whole app's own record shows through its services). */
+ * still there, until they are gone (a whole app's own record shows through its services). When
+ * the engine was asked (observed) and has no container of it left, the delete is as good as done:
+ * the row is not shown (the next command that converges clears the record). */
 static void deleting_row_add(struct ops_get_result *out, const struct store_deletion *d,
-                             const struct store_service *v, size_t n,
+                             const struct store_service *v, size_t n, bool observed,
                              const struct reconcile_service_status *obs, size_t nobs)
 {
     if (d->service[0] == '\0')
@@ -93,6 +95,12 @@ static void deleting_row_add(struct ops_get_result *out, const struct store_dele
     for (size_t i = 0; i < n; i++)
         if (strcmp(v[i].app, d->app) == 0 && strcmp(v[i].name, d->service) == 0)
             return; /* applied again meanwhile */
+    bool left = !observed;
+    for (size_t j = 0; j < nobs; j++)
+        left = left || (obs[j].deleting && obs[j].n_instances > 0 &&
+                        strcmp(obs[j].app, d->app) == 0 && strcmp(obs[j].service, d->service) == 0);
+    if (!left)
+        return;
     struct ops_service_row *row = &out->v[out->n++];
     row->app = orch_xstrdup(d->app);
     row->service = orch_xstrdup(d->service);
@@ -122,15 +130,18 @@ int ops_get(const struct ops_ctx *ctx, struct ops_get_result *out)
     if (rc == 0 && s != NULL)
         rc = store_deletions_list(s, NULL, &dels, &n_dels, &out->err);
     /* Observed counts come from the engine; with nothing in the store it is not asked. */
-    if (rc == 0 && n + n_dels > 0 && !ops_no_converge())
+    bool observed = false;
+    if (rc == 0 && n + n_dels > 0 && !ops_no_converge()) {
         rc = observe(ctx, s, NULL, &obs, &nobs, &out->err);
+        observed = rc == 0;
+    }
     if (rc == 0) {
         out->v = orch_xcalloc(n + n_dels + 1, sizeof(*out->v));
         out->n = n;
         for (size_t i = 0; i < n; i++)
             row_set(s, &v[i], obs, nobs, &out->v[i]);
         for (size_t i = 0; i < n_dels; i++)
-            deleting_row_add(out, &dels[i], v, n, obs, nobs);
+            deleting_row_add(out, &dels[i], v, n, observed, obs, nobs);
     }
     store_deletions_free(dels, n_dels);
     out->exit_code = rc < 0 ? ops_error_exit(&out->err) : ORCH_EXIT_OK;
