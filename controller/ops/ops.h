@@ -147,6 +147,7 @@ struct ops_change {
     char *from_image;
     char *to_image;
     bool autoscale_changed;
+    bool published_changed; /* only published ports (and maybe autoscale) changed */
     struct ops_field *fields;
     size_t n_fields;
 };
@@ -173,6 +174,8 @@ struct ops_apply_result {
     int exit_code;
     struct orch_error err;     /* set when the apply failed before anything was shown */
     struct orch_strv problems; /* wrong --image overrides, one line each (exit 2) */
+    struct orch_strv diags;    /* positioned spec errors found against the store, one
+                                  "FILE:LINE:COL: error: ..." line each (exit 2) */
     struct ops_diff diff;      /* what changes (dry_run: would change) */
     bool recorded;             /* the diff is committed */
     enum ops_driver driver;
