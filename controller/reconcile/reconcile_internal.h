@@ -107,10 +107,12 @@ struct reconcile_run {
     bool give_up; /* a service that keeps failing with no rollout ends the run */
     int64_t start_ms;
     int64_t start_wall_ms;
-    int64_t quiet_since;        /* when orphans were last seen gone (0: some are left) */
-    bool empty;                 /* last pass: no service desired and no container left */
-    int64_t drain_ms;           /* with a DNS registry: how long an instance is out of it before it
-                                   is stopped (one TTL); 0: stop at once */
+    int64_t quiet_since; /* when orphans were last seen gone (0: some are left) */
+    bool empty;          /* last pass: no service desired and no container left */
+    int64_t drain_ms;    /* with a DNS registry: how long an instance is out of it before it
+                            is stopped (one TTL); 0: stop at once */
+    void (*on_stop)(void *data, const char *id, int64_t grace_ms); /* may be NULL */
+    void *on_stop_data;
     struct endpoint_snap *snap; /* the instances of the last pass, for the registry */
     size_t n_snap;
     struct service_snap *svc_snap; /* the desired services of the last pass, for the registry */

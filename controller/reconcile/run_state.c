@@ -299,6 +299,13 @@ void reconcile_run_set_drain(struct reconcile_run *run, int64_t drain_ms)
     run->drain_ms = drain_ms;
 }
 
+void reconcile_run_set_on_stop(struct reconcile_run *run,
+                               void (*cb)(void *data, const char *id, int64_t grace_ms), void *data)
+{
+    run->on_stop = cb;
+    run->on_stop_data = data;
+}
+
 size_t reconcile_run_endpoints(const struct reconcile_run *run, struct registry_instance *out,
                                size_t cap)
 {
