@@ -362,6 +362,18 @@ struct ops_event {
     char *message;
 };
 
+/* One published port of a service and what the daemon's balancer measured on it. */
+struct ops_traffic {
+    char *port;      /* the port's name */
+    char *published; /* "127.0.0.1:8080" */
+    char *balance;   /* "round_robin" | "least_conn" */
+    bool served;     /* a daemon listens on it now */
+    char *error;     /* why not ("" when served) */
+    uint64_t connections, active, rejected, requests, bytes_in, bytes_out;
+    double requests_per_second;
+    double connections_per_second;
+};
+
 struct ops_status_result {
     int exit_code;
     struct orch_error err;
@@ -378,6 +390,8 @@ struct ops_status_result {
     struct ops_rollout_end rollout; /* the latest rollout */
     struct ops_event *events;       /* the newest 8, oldest first */
     size_t n_events;
+    struct ops_traffic *traffic; /* its published ports, in spec order */
+    size_t n_traffic;
 };
 void ops_status_result_free(struct ops_status_result *r);
 /* One service: desired state, latest rollout, recent events and its instances on the engine. */
