@@ -135,6 +135,7 @@ static void on_event(void *data, const struct docker_event *ev)
     /* die, destroy, kill, oom, health_status...: any change of an instance of the app */
     orch_log(ORCH_LOG_DEBUG, "event: %s %s %.12s (%s)", ev->type ? ev->type : "?",
              ev->action ? ev->action : "?", ev->actor_id ? ev->actor_id : "", app);
+    daemon_lb_on_event(d->lb, ev->action, ev->actor_id); /* a dead instance: no new connection */
     struct app_entry *a = app_get(d, app);
     a->dirty = true;
     a->last_event_ms = orch_now_mono_ms();

@@ -47,7 +47,8 @@ struct daemon_lb {
     struct dl_port *v;
     size_t n;
     int64_t next_tick_ms;
-    bool reported; /* a report file was written (removed on close) */
+    bool reported;         /* a report file was written (removed on close) */
+    struct orch_strv dead; /* containers that died and may still be listed as running */
 };
 
 struct daemon_lb *daemon_lb_new(uv_loop_t *loop, struct store *store, const char *address,
@@ -205,8 +206,50 @@ bool daemon_lb_sync(struct daemon_lb *dl)
     return changed;
 }
 
+static bool is_dead(const struct daemon_lb *dl, const char *id)
+{
+    for (size_t i = 0; i < dl->dead.n; i++)
+        if (strcmp(dl->dead.v[i], id) == 0)
+            return true;
+    return false;
+}
+
+static void dead_forget(struct daemon_lb *dl, size_t i)
+{
+    free(dl->dead.v[i]);
+    dl->dead.v[i] = dl->dead.v[--dl->dead.n];
+    dl->dead.v[dl->dead.n] = NULL;
+}
+
+void daemon_lb_on_event(struct daemon_lb *dl, const char *action, const char *id)
+{
+    if (dl == NULL || dl->n == 0 || action == NULL || id == NULL)
+        return;
+    if (strcmp(action, "die") == 0 && !is_dead(dl, id)) {
+        lb_drain_instance(dl->lb, NULL, id, 0);
+        if (dl->dead.n < 4096)
+            orch_strv_push(&dl->dead, id);
+    } else if (strcmp(action, "start") == 0) {
+        for (size_t i = 0; i < dl->dead.n; i++)
+            if (strcmp(dl->dead.v[i], id) == 0) {
+                dead_forget(dl, i);
+                break;
+            }
+    }
+}
+
 void daemon_lb_set_instances(struct daemon_lb *dl, const struct registry_instance *v, size_t n)
 {
+    /* the dead that left the engine's list are forgotten */
+    for (size_t i = 0; i < dl->dead.n;) {
+        bool listed = false;
+        for (size_t j = 0; j < n && !listed; j++)
+            listed = strcmp(v[j].id, dl->dead.v[i]) == 0;
+        if (listed)
+            i++;
+        else
+            dead_forget(dl, i);
+    }
     struct lb_backend *b = orch_xcalloc(n + 1, sizeof(*b));
     for (size_t i = 0; i < dl->n; i++) {
         struct dl_port *p = &dl->v[i];
@@ -225,7 +268,7 @@ void daemon_lb_set_instances(struct daemon_lb *dl, const struct registry_instanc
                     .id = ri->id,
                     .address = ri->ipv4,
                     .port = rp->port,
-                    .flags = ri->healthy ? LB_BACKEND_HEALTHY : 0,
+                    .flags = ri->healthy && !is_dead(dl, ri->id) ? LB_BACKEND_HEALTHY : 0,
                 };
                 break;
             }
@@ -340,6 +383,7 @@ void daemon_lb_close(struct daemon_lb *dl)
     for (size_t i = 0; i < dl->n; i++)
         port_free(&dl->v[i]);
     free(dl->v);
+    orch_strv_free(&dl->dead);
     free(dl->address);
     free(dl->state_dir);
     free(dl);

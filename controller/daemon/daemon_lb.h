@@ -44,6 +44,11 @@ void daemon_lb_set_instances(struct daemon_lb *dl, const struct registry_instanc
  * and its open ones are closed after grace_ms. data is the struct daemon_lb. */
 void daemon_lb_on_stop(void *data, const char *id, int64_t grace_ms);
 
+/* An engine event about container id (action "die", "start", ...): a container that died gets
+ * no new connection at once, before any pass or probe noticed, and stays out of the set until
+ * it starts again or leaves the instances (the engine's list lags its events). */
+void daemon_lb_on_event(struct daemon_lb *dl, const char *action, const char *id);
+
 /* How long an instance should be out of the set before it is stopped when no DNS registry
  * asks for longer: DAEMON_LB_DRAIN_MS while any port is published, else 0. */
 int64_t daemon_lb_drain_ms(const struct daemon_lb *dl);

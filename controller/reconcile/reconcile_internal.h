@@ -98,6 +98,9 @@ struct svc_run {
     char replaced[32];           /* why an instance was last replaced ("" for never) */
     int64_t replaced_ms;         /* when (wall clock) */
     int64_t written_replaced_ms; /* what the status row says of it */
+    int64_t written_updated_ms;  /* the service row's updated_ms when the status was written: a
+                                    change that moves no count (published ports, autoscale
+                                    settings) still gets a fresh status for apply --wait */
     char *written_health;        /* the instance health last published ("ID=HEALTH;"...) */
 };
 

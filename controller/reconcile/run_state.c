@@ -421,6 +421,7 @@ static int write_service_status(struct reconcile_run *run, struct svc_run *s, in
                      now - s->settled_since_ms >= RECONCILE_SETTLE_MS;
     if (s->have_written && converged == s->written_converged &&
         s->written_revision == s->row.revision && s->written_replaced_ms == s->replaced_ms &&
+        s->written_updated_ms == s->row.updated_ms &&
         memcmp(&s->written, &s->counts, sizeof(s->counts)) == 0)
         return 0;
     struct store_status st = {
@@ -445,6 +446,7 @@ static int write_service_status(struct reconcile_run *run, struct svc_run *s, in
     if (rc == 0) {
         s->have_written = true;
         s->written = s->counts;
+        s->written_updated_ms = s->row.updated_ms;
         s->written_converged = converged;
         s->written_revision = s->row.revision;
         s->written_replaced_ms = s->replaced_ms;
