@@ -324,6 +324,7 @@ services:
         line = events.stdout.readline().strip()
         events.terminate()
         events.wait(timeout=10)
+        events.stdout.close()
         # the die event's wall time, then in the monotonic clock of the results
         die_mono = time.monotonic() - (time.time() - int(line) / 1e9)
         time.sleep(3)
