@@ -147,10 +147,12 @@ static void print_diff(const struct ops_diff *d)
             }
             break;
         case OPS_CHANGE_SCALE:
+            if (c->published_changed)
+                printf("~ %s/%s: published ports change (no new revision)\n", d->app, c->service);
             if (c->autoscale_changed)
                 printf("~ %s/%s: autoscale settings change (no new revision)\n", d->app,
                        c->service);
-            else
+            if (!c->autoscale_changed && !c->published_changed)
                 printf("~ %s/%s: scale %d -> %d (no new revision)\n", d->app, c->service,
                        c->from_replicas, c->to_replicas);
             break;
@@ -180,9 +182,11 @@ static void print_applied(const struct ops_diff *d)
                    (long long)c->to_revision, (long long)c->from_revision, c->to_image);
             break;
         case OPS_CHANGE_SCALE:
+            if (c->published_changed)
+                printf("%s/%s: published ports updated (no new revision)\n", d->app, c->service);
             if (c->autoscale_changed)
                 printf("%s/%s: autoscale settings updated\n", d->app, c->service);
-            else
+            if (!c->autoscale_changed && !c->published_changed)
                 printf("%s/%s: scaled %d -> %d\n", d->app, c->service, c->from_replicas,
                        c->to_replicas);
             break;
@@ -204,7 +208,12 @@ static int render_apply(const char *verb, const struct apply_args *a, bool show_
 {
     for (size_t i = 0; i < res->problems.n; i++)
         fprintf(stderr, "orch %s: %s\n", verb, res->problems.v[i]);
-    if (res->problems.n > 0)
+    for (size_t i = 0; i < res->diags.n; i++)
+        fprintf(stderr, "%s\n", res->diags.v[i]);
+    if (res->diags.n > 0)
+        fprintf(stderr, "orch: %s: %zu error%s; nothing was changed\n", a->file, res->diags.n,
+                res->diags.n == 1 ? "" : "s");
+    if (res->problems.n > 0 || res->diags.n > 0)
         return res->exit_code;
     if (show_only) {
         if (res->err.code != ORCH_E_OK)

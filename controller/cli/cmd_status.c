@@ -43,6 +43,20 @@ static void print_status_table(const struct ops_status_result *st)
             printf("Decision:  %s %s\n", when, as->reason ? as->reason : "");
         }
     }
+    for (size_t i = 0; i < st->n_traffic; i++) {
+        const struct ops_traffic *tr = &st->traffic[i];
+        if (!tr->served) {
+            printf("Published: %s (%s, %s): not served: %s\n", tr->published, tr->port, tr->balance,
+                   tr->error);
+            continue;
+        }
+        printf("Published: %s (%s, %s): %llu connections (%llu active, %llu rejected), "
+               "%.1f requests/s, %llu bytes in, %llu bytes out\n",
+               tr->published, tr->port, tr->balance, (unsigned long long)tr->connections,
+               (unsigned long long)tr->active, (unsigned long long)tr->rejected,
+               tr->requests_per_second, (unsigned long long)tr->bytes_in,
+               (unsigned long long)tr->bytes_out);
+    }
     printf("\n");
     struct cli_table t;
     static const char *const headers[] = {"NAME", "ID", "REVISION", "STATE", "HEALTH", "ENDPOINTS"};

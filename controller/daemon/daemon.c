@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "daemon_autoscale.h"
+#include "daemon_lb.h"
 #include "docker/docker_client.h"
 #include "reconcile/reconcile.h"
 #include "registry/dns_server.h"
@@ -52,6 +53,7 @@ struct daemon {
     struct dns_server *dns;
     struct api_server *api;
     struct api_server_config api_cfg;
+    struct daemon_lb *lb; /* the published ports */
     int64_t dns_ttl_ms;
     const char *domain;
     uint32_t serial;
@@ -77,6 +79,7 @@ static struct app_entry *app_get(struct daemon *d, const char *name)
     a->name = orch_xstrdup(name);
     a->run = reconcile_run_new(d->rec, name, false);
     reconcile_run_set_drain(a->run, d->dns != NULL ? d->dns_ttl_ms : 0);
+    reconcile_run_set_on_stop(a->run, daemon_lb_on_stop, d->lb);
     a->dirty = true;
     return a;
 }
@@ -160,6 +163,7 @@ static void on_event(void *data, const struct docker_event *ev)
     /* die, destroy, kill, oom, health_status...: any change of an instance of the app */
     orch_log(ORCH_LOG_DEBUG, "event: %s %s %.12s (%s)", ev->type ? ev->type : "?",
              ev->action ? ev->action : "?", ev->actor_id ? ev->actor_id : "", app);
+    daemon_lb_on_event(d->lb, ev->action, ev->actor_id); /* a dead instance: no new connection */
     struct app_entry *a = app_get(d, app);
     a->dirty = true;
     a->last_event_ms = orch_now_mono_ms();
@@ -209,11 +213,9 @@ static void engine_wait(struct daemon *d)
 }
 
 /* Rebuilds the registry from every app's services and instances of the last pass and swaps it
- * in. */
+ * in; the published ports' backends follow the same instances. */
 static void registry_publish(struct daemon *d)
 {
-    if (d->dns == NULL)
-        return;
     size_t total = 0, total_svcs = 0;
     for (size_t i = 0; i < d->n_apps; i++) {
         total += reconcile_run_endpoint_count(d->apps[i].run);
@@ -225,6 +227,12 @@ static void registry_publish(struct daemon *d)
     for (size_t i = 0; i < d->n_apps; i++) {
         n += reconcile_run_endpoints(d->apps[i].run, inst + n, total - n);
         n_svcs += reconcile_run_services(d->apps[i].run, svcs + n_svcs, total_svcs - n_svcs);
+    }
+    daemon_lb_set_instances(d->lb, inst, n);
+    if (d->dns == NULL) {
+        free(inst);
+        free(svcs);
+        return;
     }
     struct registry_options ro = {
         .zone = d->domain,
@@ -266,6 +274,8 @@ static void close_handles(struct daemon *d)
         while (!api_done)
             uv_run(reconciler_loop(d->rec), UV_RUN_ONCE);
     }
+    daemon_lb_close(d->lb);
+    d->lb = NULL;
     if (d->handles_open) {
         uv_close((uv_handle_t *)&d->sigterm, NULL);
         uv_close((uv_handle_t *)&d->sigint, NULL);
@@ -281,6 +291,8 @@ static int pass_app(struct daemon *d, struct app_entry *a, int64_t now)
     struct reconcile_pass pass;
     struct orch_error e = {0};
     a->dirty = false;
+    /* without DNS, published ports still want a short drain before a stop */
+    reconcile_run_set_drain(a->run, d->dns != NULL ? d->dns_ttl_ms : daemon_lb_drain_ms(d->lb));
     int rc = reconcile_run_pass(a->run, &pass, &e);
     if (rc == 0)
         rc = reconcile_run_write_status(a->run, &e);
@@ -336,6 +348,7 @@ static int daemon_connect(struct daemon *d, struct orch_error *err)
 static int daemon_start_handles(struct daemon *d, const char *listen, struct orch_error *err)
 {
     uv_loop_t *loop = reconciler_loop(d->rec);
+    d->lb = daemon_lb_new(loop, d->store, reconciler_publish_address(d->rec), store_dir(d->store));
     if (strcmp(listen, "off") != 0) {
         struct dns_server_options dso = {.listen = listen};
         int rc = dns_server_start(loop, &dso, &d->dns, err);
@@ -390,7 +403,10 @@ static void daemon_turn(struct daemon *d)
                 orch_log(ORCH_LOG_WARN, "daemon: %s", e.msg);
         }
         d->next_resync = now + d->resync_ms;
+        if (daemon_lb_sync(d->lb))
+            d->registry_dirty = true;
     }
+    daemon_lb_tick(d->lb, now);
     int64_t dv = store_data_version(d->store);
     if (dv != d->data_version) {
         /* a CLI command changed the desired state: look at every app now */

@@ -85,6 +85,38 @@ static int clamp_int(int v, int lo, int hi)
     return v < lo ? lo : v > hi ? hi : v;
 }
 
+/* Whether the published ports of svc differ from those of the stored service JSON. */
+static bool published_differs(const struct spec_service *svc, const char *json)
+{
+    struct spec_service old = {0};
+    struct orch_error e = {0};
+    if (json == NULL || spec_service_from_json(json, &old, &e) < 0)
+        return false;
+    bool differs = old.ports_len != svc->ports_len;
+    for (size_t i = 0; !differs && i < svc->ports_len; i++)
+        differs = old.ports[i].published != svc->ports[i].published ||
+                  (svc->ports[i].published > 0 && old.ports[i].balance != svc->ports[i].balance);
+    spec_service_free(&old);
+    return differs;
+}
+
+/* Whether anything but the published ports differs (the autoscale block). */
+static bool autoscale_differs(const struct spec_service *svc, const char *json)
+{
+    struct spec_service old = {0};
+    struct orch_error e = {0};
+    if (json == NULL || spec_service_from_json(json, &old, &e) < 0)
+        return true;
+    for (size_t i = 0; i < old.ports_len && i < svc->ports_len; i++) {
+        old.ports[i].published = svc->ports[i].published;
+        old.ports[i].balance = svc->ports[i].balance;
+    }
+    _cleanup_free_ char *a = spec_service_to_json(&old);
+    _cleanup_free_ char *b = spec_service_to_json(svc);
+    spec_service_free(&old);
+    return strcmp(a, b) != 0;
+}
+
 int desired_diff_compute(const struct spec_app *app, const struct desired_current *current,
                          const int64_t *next_revision, size_t n, bool prune,
                          struct desired_diff *out, struct orch_error *err)
@@ -140,7 +172,8 @@ int desired_diff_compute(const struct spec_app *app, const struct desired_curren
             /* Same template and count: only the autoscale block (or replicas while the
              * autoscaler owns them) differs. Stored, but no revision and no scaling. */
             c->kind = DESIRED_SCALE;
-            c->autoscale_changed = true;
+            c->published_changed = published_differs(svc, cur->spec_json);
+            c->autoscale_changed = !c->published_changed || autoscale_differs(svc, cur->spec_json);
             continue;
         }
         c->kind = DESIRED_UNCHANGED;
@@ -276,6 +309,12 @@ static int apply_change(struct store *s, const char *app, struct desired_change 
         rc = store_service_put(s, &row, err);
         if (rc < 0)
             return rc;
+        if (c->published_changed) {
+            rc = store_event_add(s, app, c->service, "published", "published ports changed",
+                                 opts->now_ms, err);
+            if (rc < 0 || !c->autoscale_changed)
+                return rc;
+        }
         if (c->autoscale_changed)
             return store_event_add(s, app, c->service, "autoscale", "autoscale settings changed",
                                    opts->now_ms, err);

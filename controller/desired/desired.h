@@ -49,6 +49,7 @@ struct desired_change {
     char *to_image;
     bool autoscale_kept;    /* replicas kept because the autoscaler owns the count */
     bool autoscale_changed; /* only the autoscale block changed (no revision, no scaling) */
+    bool published_changed; /* published ports changed (no revision, no scaling) */
     struct desired_field *fields;
     size_t fields_len;
     const struct spec_service *spec; /* borrowed from the spec app; NULL for PRUNE */

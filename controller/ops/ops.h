@@ -159,6 +159,7 @@ struct ops_change {
     char *from_image;
     char *to_image;
     bool autoscale_changed;
+    bool published_changed; /* only published ports (and maybe autoscale) changed */
     struct ops_field *fields;
     size_t n_fields;
 };
@@ -185,6 +186,8 @@ struct ops_apply_result {
     int exit_code;
     struct orch_error err;     /* set when the apply failed before anything was shown */
     struct orch_strv problems; /* wrong --image overrides, one line each (exit 2) */
+    struct orch_strv diags;    /* positioned spec errors found against the store, one
+                                  "FILE:LINE:COL: error: ..." line each (exit 2) */
     struct ops_diff diff;      /* what changes (dry_run: would change) */
     bool recorded;             /* the diff is committed */
     enum ops_driver driver;
@@ -390,6 +393,18 @@ struct ops_event {
     char *message;
 };
 
+/* One published port of a service and what the daemon's balancer measured on it. */
+struct ops_traffic {
+    char *port;      /* the port's name */
+    char *published; /* "127.0.0.1:8080" */
+    char *balance;   /* "round_robin" | "least_conn" */
+    bool served;     /* a daemon listens on it now */
+    char *error;     /* why not ("" when served) */
+    uint64_t connections, active, rejected, requests, bytes_in, bytes_out;
+    double requests_per_second;
+    double connections_per_second;
+};
+
 struct ops_status_result {
     int exit_code;
     struct orch_error err;
@@ -407,6 +422,8 @@ struct ops_status_result {
     struct ops_event *events;       /* the newest 8, oldest first */
     size_t n_events;
     struct ops_autoscale_view autoscale;
+    struct ops_traffic *traffic; /* its published ports, in spec order */
+    size_t n_traffic;
 };
 void ops_status_result_free(struct ops_status_result *r);
 /* One service: desired state, latest rollout, recent events and its instances on the engine. */

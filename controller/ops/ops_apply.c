@@ -45,6 +45,45 @@ static int image_overrides(const struct ops_apply_req *req, struct orch_strv *pr
     return 0;
 }
 
+/* A published port is served once per state: one that a service of another app already
+ * publishes is a positioned spec error (the spec alone cannot tell; docs/spec.md, ports). */
+static int published_clashes(struct store *s, const struct ops_apply_req *req,
+                             struct orch_strv *diags, struct orch_error *err)
+{
+    const struct spec_app *app = req->spec;
+    if (!spec_app_publishes(app) || s == NULL)
+        return 0;
+    struct store_service *rows = NULL;
+    size_t n = 0;
+    int rc = store_services_list(s, NULL, &rows, &n, err);
+    for (size_t r = 0; rc == 0 && r < n; r++) {
+        struct spec_service other = {0};
+        struct orch_error e = {0};
+        if (strcmp(rows[r].app, app->app) == 0 ||
+            spec_service_from_json(rows[r].spec_json, &other, &e) < 0)
+            continue;
+        for (size_t i = 0; i < app->services_len; i++) {
+            const struct spec_service *svc = &app->services[i];
+            for (size_t k = 0; k < svc->ports_len; k++) {
+                const struct spec_port *p = &svc->ports[k];
+                for (size_t q = 0; p->published > 0 && q < other.ports_len; q++) {
+                    if (other.ports[q].published != p->published)
+                        continue;
+                    _cleanup_free_ char *line = orch_xasprintf(
+                        "%s:%d:%d: error: services.%s.ports[%zu].published: port %d is "
+                        "already published by %s/%s",
+                        req->spec_path ? req->spec_path : "-", p->published_line,
+                        p->published_column, svc->name, k, p->published, rows[r].app, rows[r].name);
+                    orch_strv_push(diags, line);
+                }
+            }
+        }
+        spec_service_free(&other);
+    }
+    store_services_free(rows, n);
+    return rc;
+}
+
 /* Moves the diff's contents into *out; d is empty afterwards. */
 static void diff_take(struct desired_diff *d, struct ops_diff *out)
 {
@@ -63,6 +102,7 @@ static void diff_take(struct desired_diff *d, struct ops_diff *out)
         o->from_image = orch_steal(&c->from_image);
         o->to_image = orch_steal(&c->to_image);
         o->autoscale_changed = c->autoscale_changed;
+        o->published_changed = c->published_changed;
         o->fields = orch_xcalloc(c->fields_len + 1, sizeof(*o->fields));
         o->n_fields = c->fields_len;
         for (size_t j = 0; j < c->fields_len; j++) {
@@ -82,7 +122,11 @@ static int apply_dry_run(const struct ops_ctx *ctx, const struct ops_apply_req *
     int rc = ops_store_open(ctx, false, &s, &out->err);
     if (rc == 0 && s == NULL) /* no state yet: everything in the file is new */
         rc = desired_diff_compute(req->spec, NULL, NULL, 0, req->prune, &d, &out->err);
-    else if (rc == 0)
+    else if (rc == 0 && (rc = published_clashes(s, req, &out->diags, &out->err)) == 0 &&
+             out->diags.n > 0) {
+        store_close(s);
+        return out->exit_code = ORCH_EXIT_INVALID;
+    } else if (rc == 0)
         rc = desired_diff_load(s, req->spec, req->prune, &d, &out->err);
     if (s != NULL)
         store_close(s);
@@ -165,6 +209,11 @@ static int apply_record(const struct ops_ctx *ctx, const struct ops_apply_req *r
     int rc = ops_store_open(ctx, true, &s, &out->err);
     /* The engine must answer before anything is stored: exit 3 then changes nothing. With a
      * daemon on the state dir, it converges: this records and returns (or waits). */
+    if (rc == 0 && (rc = published_clashes(s, req, &out->diags, &out->err)) == 0 &&
+        out->diags.n > 0) {
+        out->exit_code = ORCH_EXIT_INVALID;
+        goto out;
+    }
     if (rc == 0)
         out->driver = ops_who_drives(ctx, NULL);
     if (rc == 0 && out->driver == OPS_DRIVER_EMBEDDED)
@@ -189,6 +238,10 @@ static int apply_record(const struct ops_ctx *ctx, const struct ops_apply_req *r
     diff_take(&d, &out->diff);
     out->recorded = true;
     ops_note_simple(ctx, OPS_NOTE_RECORDED);
+    if (rec != NULL && spec_app_publishes(req->spec))
+        ops_note_text(ctx, OPS_NOTE_MESSAGE,
+                      "warning: published ports are served while `orch daemon` runs; instances "
+                      "keep their own endpoints");
     t = apply_targets(req, &out->diff, &nt);
     if (rec != NULL) {
         out->exit_code = ops_drive(ctx, rec, req->spec->app, false, t, nt, &out->converge);
@@ -226,6 +279,7 @@ int ops_apply(const struct ops_ctx *ctx, const struct ops_apply_req *req,
 void ops_apply_result_free(struct ops_apply_result *r)
 {
     orch_strv_free(&r->problems);
+    orch_strv_free(&r->diags);
     for (size_t i = 0; i < r->diff.n; i++) {
         struct ops_change *c = &r->diff.v[i];
         free(c->service);

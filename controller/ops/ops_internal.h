@@ -91,7 +91,10 @@ struct ops_wait_view {
     bool converged;
     int64_t status_revision;
     int64_t observed_ms;
-    bool gone; /* the service was deleted meanwhile */
+    bool gone;               /* the service was deleted meanwhile */
+    bool publishes;          /* the service has published ports */
+    bool published_reported; /* the daemon reported its published ports since the change */
+    bool published_error;    /* ... and one of them cannot be served (port taken) */
 };
 
 /* Pure: the exit code the target ended with, or -1 while it goes on. *say_message: the

@@ -57,6 +57,47 @@ char *ops_get_json(const struct ops_get_result *r)
     return dump(json_pack("{s:o}", "services", list));
 }
 
+static json_t *traffic_port_json(const struct ops_traffic *t)
+{
+    json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:s}", "port", t->port, "published", t->published,
+                          "balance", t->balance, "served", t->served, "error", t->error);
+    json_object_set_new(o, "connections", json_integer((json_int_t)t->connections));
+    json_object_set_new(o, "active", json_integer((json_int_t)t->active));
+    json_object_set_new(o, "rejected", json_integer((json_int_t)t->rejected));
+    json_object_set_new(o, "requests", json_integer((json_int_t)t->requests));
+    json_object_set_new(o, "requests_per_second", json_real(t->requests_per_second));
+    json_object_set_new(o, "connections_per_second", json_real(t->connections_per_second));
+    json_object_set_new(o, "bytes_in", json_integer((json_int_t)t->bytes_in));
+    json_object_set_new(o, "bytes_out", json_integer((json_int_t)t->bytes_out));
+    return o;
+}
+
+/* "traffic": the service's figures (its first published port's, summed over all of them when
+ * it publishes several) and "ports" with each port's. */
+static json_t *traffic_json(const struct ops_traffic *t, size_t n)
+{
+    struct ops_traffic sum = t[0];
+    json_t *ports = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(ports, traffic_port_json(&t[i]));
+        if (i == 0)
+            continue;
+        sum.served = sum.served && t[i].served;
+        sum.connections += t[i].connections;
+        sum.active += t[i].active;
+        sum.rejected += t[i].rejected;
+        sum.requests += t[i].requests;
+        sum.bytes_in += t[i].bytes_in;
+        sum.bytes_out += t[i].bytes_out;
+        sum.requests_per_second += t[i].requests_per_second;
+        sum.connections_per_second += t[i].connections_per_second;
+    }
+    json_t *o = traffic_port_json(&sum);
+    json_object_del(o, "port");
+    json_object_set_new(o, "ports", ports);
+    return o;
+}
+
 char *ops_status_json(const struct ops_status_result *r)
 {
     json_t *inst = json_array();
@@ -87,6 +128,8 @@ char *ops_status_json(const struct ops_status_result *r)
     }
     json_object_set_new(root, "events", ev);
     json_object_set_new(root, "autoscale", autoscale_json(&r->autoscale, true));
+    if (r->n_traffic > 0)
+        json_object_set_new(root, "traffic", traffic_json(r->traffic, r->n_traffic));
     return dump(root);
 }
 

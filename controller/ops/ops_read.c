@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lb/lb_report.h"
 #include "ops_internal.h"
 #include "reconcile/reconcile.h"
 
@@ -212,6 +213,62 @@ static void status_set(struct store *s, const struct reconcile_service_status *s
     store_events_free(ev, nev);
 }
 
+/* The published ports of the service and the figures the daemon reported for them (a report
+ * counts only while a daemon holds the state dir and keeps writing it). */
+static void traffic_set(struct store *s, struct ops_status_result *out)
+{
+    struct orch_error err = {0};
+    struct store_service row;
+    if (store_service_get(s, out->app, out->service, &row, &err) < 0)
+        return;
+    struct spec_service svc = {0};
+    int rc = row.spec_json ? spec_service_from_json(row.spec_json, &svc, &err) : -1;
+    store_service_free(&row);
+    if (rc < 0)
+        return;
+    struct lb_report r = {0};
+    bool daemon = store_daemon_running(store_dir(s), NULL);
+    bool fresh = daemon && lb_report_read(store_dir(s), &r, &err) == 0 &&
+                 orch_now_wall_ms() - r.written_ms < LB_REPORT_STALE_MS;
+    const char *pub = getenv("ORCH_PUBLISH_ADDRESS");
+    out->traffic = orch_xcalloc(svc.ports_len + 1, sizeof(*out->traffic));
+    for (size_t k = 0; k < svc.ports_len; k++) {
+        const struct spec_port *p = &svc.ports[k];
+        if (p->published <= 0)
+            continue;
+        struct ops_traffic *t = &out->traffic[out->n_traffic++];
+        t->port = orch_xstrdup(p->name);
+        t->published = orch_xasprintf("%s:%d", pub && pub[0] ? pub : "127.0.0.1", p->published);
+        t->balance =
+            orch_xstrdup(p->balance == SPEC_BALANCE_LEAST_CONN ? "least_conn" : "round_robin");
+        const struct lb_report_port *rp = NULL;
+        for (size_t i = 0; fresh && i < r.n; i++)
+            if (strcmp(r.v[i].app, out->app) == 0 && strcmp(r.v[i].service, out->service) == 0 &&
+                strcmp(r.v[i].port, p->name) == 0)
+                rp = &r.v[i];
+        if (rp == NULL) {
+            t->error = orch_xstrdup(daemon ? "not served yet"
+                                           : "published ports are served while `orch daemon` "
+                                             "runs; instances keep their own endpoints");
+            continue;
+        }
+        free(t->published);
+        t->published = orch_xstrdup(rp->listen);
+        t->served = rp->error[0] == '\0';
+        t->error = orch_xstrdup(rp->error);
+        t->connections = rp->connections;
+        t->active = rp->active;
+        t->rejected = rp->rejected;
+        t->requests = rp->requests;
+        t->bytes_in = rp->bytes_in;
+        t->bytes_out = rp->bytes_out;
+        t->requests_per_second = rp->requests_per_second;
+        t->connections_per_second = rp->connections_per_second;
+    }
+    lb_report_free(&r);
+    spec_service_free(&svc);
+}
+
 int ops_status(const struct ops_ctx *ctx, const char *ref, struct ops_status_result *out)
 {
     memset(out, 0, sizeof(*out));
@@ -230,6 +287,8 @@ int ops_status(const struct ops_ctx *ctx, const char *ref, struct ops_status_res
         autoscale_view_set(s, &row, out->running, &out->autoscale);
         store_service_free(&row);
     }
+    if (rc == 0 && out->found)
+        traffic_set(s, out);
     out->exit_code = rc < 0 ? ops_error_exit(&out->err) : ORCH_EXIT_OK;
     reconcile_status_free(v, n);
     if (s != NULL)
@@ -262,5 +321,12 @@ void ops_status_result_free(struct ops_status_result *r)
     }
     free(r->events);
     autoscale_view_free(&r->autoscale);
+    for (size_t i = 0; i < r->n_traffic; i++) {
+        free(r->traffic[i].port);
+        free(r->traffic[i].published);
+        free(r->traffic[i].balance);
+        free(r->traffic[i].error);
+    }
+    free(r->traffic);
     memset(r, 0, sizeof(*r));
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lb/lb_report.h"
 #include "ops_internal.h"
 
 int ops_wait_decide(const struct ops_wait_target *t, const struct ops_wait_view *v,
@@ -27,9 +28,42 @@ int ops_wait_decide(const struct ops_wait_target *t, const struct ops_wait_view 
                v->converged && v->status_revision == t->revision) {
         outcome = ORCH_EXIT_OK;
     }
+    /* A published port the daemon cannot serve (taken by something else) fails the wait; a
+     * service that publishes is done only once the daemon reported its ports since. */
+    if (v->published_error)
+        outcome = ORCH_EXIT_ENV;
+    else if (outcome == ORCH_EXIT_OK && v->publishes && !v->published_reported)
+        outcome = -1;
     if (v->gone)
         outcome = ORCH_EXIT_OK; /* deleted meanwhile */
     return outcome;
+}
+
+/* What the daemon's balancer report says of the service's published ports (*error: new, the
+ * reason one is not served). */
+static void published_view(struct store *s, const struct store_service *row, int64_t since_wall_ms,
+                           struct ops_wait_view *v, char **error)
+{
+    struct spec_service svc = {0};
+    struct orch_error err = {0};
+    if (row->spec_json == NULL || spec_service_from_json(row->spec_json, &svc, &err) < 0)
+        return;
+    for (size_t k = 0; k < svc.ports_len; k++)
+        v->publishes = v->publishes || svc.ports[k].published > 0;
+    spec_service_free(&svc);
+    struct lb_report r = {0};
+    if (!v->publishes || lb_report_read(store_dir(s), &r, &err) < 0)
+        return;
+    v->published_reported = r.written_ms >= since_wall_ms;
+    for (size_t i = 0; v->published_reported && i < r.n; i++) {
+        const struct lb_report_port *p = &r.v[i];
+        if (strcmp(p->app, row->app) == 0 && strcmp(p->service, row->name) == 0 &&
+            p->error[0] != '\0' && *error == NULL) {
+            v->published_error = true;
+            *error = orch_xasprintf("published port %s is not served: %s", p->listen, p->error);
+        }
+    }
+    lb_report_free(&r);
 }
 
 /* One poll of one target: reads what the store says, sends the outcome message and a progress
@@ -55,12 +89,17 @@ static int poll_target(const struct ops_ctx *ctx, struct store *s, const struct 
     }
     struct store_service row;
     int q = store_service_get(s, t->app, t->service, &row, &err);
-    if (q == 0)
+    _cleanup_free_ char *pub_error = NULL;
+    if (q == 0) {
+        published_view(s, &row, since_wall_ms, &v, &pub_error);
         store_service_free(&row);
+    }
     v.gone = q == -ORCH_E_NOTFOUND;
 
     bool say = false;
     int outcome = ops_wait_decide(t, &v, since_wall_ms, &say);
+    if (outcome == ORCH_EXIT_ENV && pub_error != NULL)
+        ops_note_text(ctx, OPS_NOTE_MESSAGE, "%s/%s: %s", t->app, t->service, pub_error);
     if (say)
         ops_note_text(ctx, OPS_NOTE_MESSAGE, "%s/%s: %s", t->app, t->service, ro.message);
     if (v.have_status) {

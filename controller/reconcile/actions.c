@@ -255,6 +255,8 @@ void recon_op_remove(struct reconcile_run *run, struct batch *b, struct svc_run 
     op->id = orch_xstrdup(id);
     op->name = orch_xstrdup(name);
     op->stop_grace_s = grace_ms < 0 ? -1 : (int)((grace_ms + 999) / 1000);
+    if (run->on_stop != NULL)
+        run->on_stop(run->on_stop_data, id, grace_ms < 0 ? 0 : grace_ms);
     b->pending++;
     op_remove_step(op, 0, NULL);
 }

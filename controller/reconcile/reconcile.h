@@ -90,6 +90,13 @@ int reconcile_run_finish(struct reconcile_run *run, bool remove_volumes,
  * stopped drain_ms later (one TTL), so clients that follow the registry see no failures. */
 void reconcile_run_set_drain(struct reconcile_run *run, int64_t drain_ms);
 
+/* cb(data, id, grace_ms) runs as the run issues the stop of instance id (SIGTERM, then SIGKILL
+ * after grace_ms), before the engine gets it: the daemon's balancer sends it no new connection
+ * from then on and gives its open ones grace_ms. id is borrowed for the call. */
+void reconcile_run_set_on_stop(struct reconcile_run *run,
+                               void (*cb)(void *data, const char *id, int64_t grace_ms),
+                               void *data);
+
 /* The app's running instances as of the last pass, for the DNS registry: fills out[0..cap)
  * with views borrowed from the run (valid until its next pass or free) and returns how many;
  * reconcile_run_endpoint_count says how many there are. */
@@ -129,6 +136,9 @@ void reconciler_idle(struct reconciler *r, int64_t ms);
 /* The loop the reconciler runs its requests and probes on (borrowed), for the daemon's own
  * handles. */
 struct uv_loop_s *reconciler_loop(struct reconciler *r);
+/* The host address instances publish their ports on (borrowed): ORCH_PUBLISH_ADDRESS or
+ * 127.0.0.1 unless the options named one. */
+const char *reconciler_publish_address(const struct reconciler *r);
 /* The identity of the state dir its containers carry as orch.state (borrowed). */
 const char *reconciler_state_id(const struct reconciler *r);
 /* The Docker client (borrowed). */

@@ -99,6 +99,9 @@ struct svc_run {
     char replaced[32];           /* why an instance was last replaced ("" for never) */
     int64_t replaced_ms;         /* when (wall clock) */
     int64_t written_replaced_ms; /* what the status row says of it */
+    int64_t written_updated_ms;  /* the service row's updated_ms when the status was written: a
+                                    change that moves no count (published ports, autoscale
+                                    settings) still gets a fresh status for apply --wait */
     char *written_health;        /* the instance health last published ("ID=HEALTH;"...) */
 };
 
@@ -108,10 +111,12 @@ struct reconcile_run {
     bool give_up; /* a service that keeps failing with no rollout ends the run */
     int64_t start_ms;
     int64_t start_wall_ms;
-    int64_t quiet_since;        /* when orphans were last seen gone (0: some are left) */
-    bool empty;                 /* last pass: no service desired and no container left */
-    int64_t drain_ms;           /* with a DNS registry: how long an instance is out of it before it
-                                   is stopped (one TTL); 0: stop at once */
+    int64_t quiet_since; /* when orphans were last seen gone (0: some are left) */
+    bool empty;          /* last pass: no service desired and no container left */
+    int64_t drain_ms;    /* with a DNS registry: how long an instance is out of it before it
+                            is stopped (one TTL); 0: stop at once */
+    void (*on_stop)(void *data, const char *id, int64_t grace_ms); /* may be NULL */
+    void *on_stop_data;
     struct endpoint_snap *snap; /* the instances of the last pass, for the registry */
     size_t n_snap;
     struct service_snap *svc_snap; /* the desired services of the last pass, for the registry */

@@ -116,6 +116,11 @@ const char *reconciler_state_id(const struct reconciler *r)
     return r->state_id;
 }
 
+const char *reconciler_publish_address(const struct reconciler *r)
+{
+    return r->publish_address;
+}
+
 uv_loop_t *reconciler_loop(struct reconciler *r)
 {
     return &r->loop;

@@ -301,6 +301,13 @@ void reconcile_run_set_drain(struct reconcile_run *run, int64_t drain_ms)
     run->drain_ms = drain_ms;
 }
 
+void reconcile_run_set_on_stop(struct reconcile_run *run,
+                               void (*cb)(void *data, const char *id, int64_t grace_ms), void *data)
+{
+    run->on_stop = cb;
+    run->on_stop_data = data;
+}
+
 size_t reconcile_run_endpoints(const struct reconcile_run *run, struct registry_instance *out,
                                size_t cap)
 {
@@ -416,6 +423,7 @@ static int write_service_status(struct reconcile_run *run, struct svc_run *s, in
                      now - s->settled_since_ms >= RECONCILE_SETTLE_MS;
     if (s->have_written && converged == s->written_converged &&
         s->written_revision == s->row.revision && s->written_replaced_ms == s->replaced_ms &&
+        s->written_updated_ms == s->row.updated_ms &&
         memcmp(&s->written, &s->counts, sizeof(s->counts)) == 0)
         return 0;
     struct store_status st = {
@@ -440,6 +448,7 @@ static int write_service_status(struct reconcile_run *run, struct svc_run *s, in
     if (rc == 0) {
         s->have_written = true;
         s->written = s->counts;
+        s->written_updated_ms = s->row.updated_ms;
         s->written_converged = converged;
         s->written_revision = s->row.revision;
         s->written_replaced_ms = s->replaced_ms;

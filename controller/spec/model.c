@@ -68,3 +68,12 @@ const struct spec_service *spec_app_find(const struct spec_app *app, const char 
             return &app->services[i];
     return NULL;
 }
+
+bool spec_app_publishes(const struct spec_app *app)
+{
+    for (size_t i = 0; i < app->services_len; i++)
+        for (size_t k = 0; k < app->services[i].ports_len; k++)
+            if (app->services[i].ports[k].published > 0)
+                return true;
+    return false;
+}

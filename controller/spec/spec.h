@@ -33,10 +33,19 @@ char *spec_diags_format(const struct spec_diags *d, const char *file);
 
 enum spec_protocol { SPEC_PROTO_TCP, SPEC_PROTO_UDP };
 
+/* How the daemon's balancer spreads the connections of a published port. */
+enum spec_balance { SPEC_BALANCE_ROUND_ROBIN, SPEC_BALANCE_LEAST_CONN };
+
 struct spec_port {
     char *name;
     int container; /* 1..65535 */
     enum spec_protocol protocol;
+    /* A stable host port served by the daemon's load balancer (0: none). Not part of the
+     * template: changing it creates no revision (docs/spec.md, ports). */
+    int published;
+    enum spec_balance balance; /* default round_robin */
+    int published_line;        /* where `published` was written, for later messages (0: unknown) */
+    int published_column;
 };
 
 enum spec_probe_kind { SPEC_PROBE_NONE, SPEC_PROBE_HTTP, SPEC_PROBE_TCP, SPEC_PROBE_EXEC };
@@ -152,6 +161,9 @@ int spec_parse(const char *text, size_t len, const struct spec_parse_options *op
                struct spec_app *out, struct spec_diags *diags, struct orch_error *err);
 
 void spec_app_free(struct spec_app *app);
+
+/* True when a port of a service of app has `published`. */
+bool spec_app_publishes(const struct spec_app *app);
 
 /* Borrowed: the service called name, or NULL. */
 const struct spec_service *spec_app_find(const struct spec_app *app, const char *name);

@@ -1,7 +1,7 @@
 /* A service as canonical JSON (sorted keys, compact, every default spelled out), its
  * template hash and the way back from JSON for the store. Owns the JSON shape of a service;
- * json_t never leaves this file. Template = everything but replicas and autoscale, so a
- * scale changes no hash (docs/spec.md, Revisions). */
+ * json_t never leaves this file. Template = everything but replicas, autoscale and published ports,
+ * so a scale changes no hash (docs/spec.md, Revisions). */
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <string.h>
@@ -71,6 +71,8 @@ static int strp_cmp(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
+
+static int bad(struct orch_error *err, const char *what, const json_error_t *je);
 
 static json_t *template_json(const struct spec_service *svc)
 {
@@ -163,9 +165,60 @@ char *spec_template_canonical(const struct spec_service *svc)
     return dump(template_json(svc));
 }
 
+/* The published ports of a service ({"publish": [...]} next to replicas; written only when a
+ * port is published, so a service without one serialises as before). Not in the template:
+ * serving a port on the host changes nothing in a container, so it makes no revision. */
+static void publish_json_add(json_t *o, const struct spec_service *svc)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < svc->ports_len; i++) {
+        const struct spec_port *p = &svc->ports[i];
+        if (p->published <= 0)
+            continue;
+        json_array_append_new(
+            a, json_pack("{s:o, s:i, s:s}", "port", jstr_or_null(p->name), "published",
+                         p->published, "balance",
+                         p->balance == SPEC_BALANCE_LEAST_CONN ? "least_conn" : "round_robin"));
+    }
+    if (json_array_size(a) > 0)
+        json_object_set_new(o, "publish", a);
+    else
+        json_decref(a);
+}
+
+/* Reads "publish" (may be absent) onto the ports of svc, which read_template filled. */
+static int publish_json_read(json_t *root, struct spec_service *svc, struct orch_error *err)
+{
+    json_t *a = json_object_get(root, "publish");
+    if (a == NULL)
+        return 0;
+    if (!json_is_array(a))
+        return bad(err, "publish", NULL);
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        json_error_t je;
+        const char *port, *balance;
+        int published;
+        if (json_unpack_ex(json_array_get(a, i), &je, JSON_STRICT, "{s:s, s:i, s:s}", "port", &port,
+                           "published", &published, "balance", &balance) < 0)
+            return bad(err, "publish", &je);
+        struct spec_port *p = NULL;
+        for (size_t k = 0; k < svc->ports_len; k++)
+            if (strcmp(svc->ports[k].name, port) == 0)
+                p = &svc->ports[k];
+        bool least = strcmp(balance, "least_conn") == 0;
+        if (p == NULL || published < 1 || published > 65535 ||
+            (!least && strcmp(balance, "round_robin") != 0))
+            return bad(err, "publish", NULL);
+        p->published = published;
+        p->balance = least ? SPEC_BALANCE_LEAST_CONN : SPEC_BALANCE_ROUND_ROBIN;
+    }
+    return 0;
+}
+
 char *spec_service_to_json(const struct spec_service *svc)
 {
     json_t *o = template_json(svc);
+    publish_json_add(o, svc);
     json_object_set_new(o, "replicas", json_integer(svc->replicas));
     if (svc->autoscale.enabled)
         json_object_set_new(o, "autoscale",
@@ -475,8 +528,11 @@ static int from_json(const char *json, bool with_scale, struct spec_service *out
         json_t *t = json_copy(root);
         json_object_del(t, "replicas");
         json_object_del(t, "autoscale");
+        json_object_del(t, "publish");
         if (rc == 0)
             rc = read_template(t, &svc, err);
+        if (rc == 0)
+            rc = publish_json_read(root, &svc, err);
         json_decref(t);
     } else {
         rc = read_template(root, &svc, err);
@@ -509,6 +565,13 @@ char *spec_service_rebase_json(const char *template_json, const char *service_js
         spec_service_from_json(service_json, &now, err) == 0) {
         tmpl.replicas = now.replicas;
         tmpl.autoscale = now.autoscale;
+        /* published ports are the service's as it is now, like its scale */
+        for (size_t i = 0; i < tmpl.ports_len; i++)
+            for (size_t k = 0; k < now.ports_len; k++)
+                if (strcmp(tmpl.ports[i].name, now.ports[k].name) == 0) {
+                    tmpl.ports[i].published = now.ports[k].published;
+                    tmpl.ports[i].balance = now.ports[k].balance;
+                }
         json = spec_service_to_json(&tmpl);
     }
     spec_service_free(&now);

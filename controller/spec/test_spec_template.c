@@ -407,12 +407,56 @@ static void test_rebase(void **state)
     spec_app_free(&now);
 }
 
+/* published and balance are not in the template: no revision; they survive the service JSON
+ * and a rebase onto another revision keeps the service's current ones. */
+static void test_published(void **state)
+{
+    (void)state;
+    static const char plain[] = "app: a\nservices:\n  web:\n    image: nginx:1\n"
+                                "    ports: [{name: http, container: 80}]\n";
+    static const char pub[] = "app: a\nservices:\n  web:\n    image: nginx:1\n"
+                              "    ports: [{name: http, container: 80, published: 8080, "
+                              "balance: least_conn}]\n";
+    char h1[65], h2[65];
+    web_hash(plain, h1, NULL);
+    web_hash(pub, h2, NULL);
+    assert_string_equal(h1, h2);
+
+    struct spec_app a = parse_ok(pub);
+    struct spec_app b = parse_ok(plain);
+    char *json = spec_service_to_json(&a.services[0]);
+    char *plain_json = spec_service_to_json(&b.services[0]);
+    assert_null(strstr(plain_json, "publish")); /* unchanged for unpublished services */
+    assert_non_null(strstr(json, "\"publish\":[{\"balance\":\"least_conn\""));
+    struct spec_service back;
+    struct orch_error err = {0};
+    assert_int_equal(spec_service_from_json(json, &back, &err), 0);
+    assert_int_equal(back.ports[0].published, 8080);
+    assert_int_equal(back.ports[0].balance, SPEC_BALANCE_LEAST_CONN);
+    char *again = spec_service_to_json(&back);
+    assert_string_equal(json, again);
+    spec_service_free(&back);
+
+    char *tmpl = spec_template_canonical(&b.services[0]);
+    char *rebased = spec_service_rebase_json(tmpl, json, &err);
+    assert_non_null(rebased);
+    assert_string_equal(rebased, json);
+    free(rebased);
+    free(tmpl);
+    free(again);
+    free(json);
+    free(plain_json);
+    spec_app_free(&a);
+    spec_app_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rebase),       cmocka_unit_test(test_same_hash),
-        cmocka_unit_test(test_hash_changes), cmocka_unit_test(test_canonical_form),
-        cmocka_unit_test(test_round_trip),   cmocka_unit_test(test_from_json_errors),
+        cmocka_unit_test(test_rebase),           cmocka_unit_test(test_published),
+        cmocka_unit_test(test_same_hash),        cmocka_unit_test(test_hash_changes),
+        cmocka_unit_test(test_canonical_form),   cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_from_json_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -173,6 +173,8 @@ static void check_services(struct vctx *v, const struct ynode *n, struct spec_ap
     free(dup);
     if (!v_stopped(v))
         v_check_dependencies(v, app, v->dep_nodes);
+    if (!v_stopped(v))
+        v_check_published(v, app);
 }
 
 static void check_root(struct vctx *v, const struct ynode *root, struct spec_app *app)

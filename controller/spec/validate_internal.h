@@ -136,6 +136,8 @@ void v_check_volumes(struct vctx *v, const struct ynode *n, const char *path,
  * v_check_dependencies. */
 void v_check_depends_on(struct vctx *v, const struct ynode *n, const char *path,
                         struct spec_service *svc, const struct ynode ***dep_nodes);
+/* Across the services of app: one service per published port (the balancer listens once). */
+void v_check_published(struct vctx *v, const struct spec_app *app);
 /* Across the services of app: unknown names, duplicates, self-dependencies and cycles. */
 void v_check_dependencies(struct vctx *v, struct spec_app *app, const struct ynode ***dep_nodes);
 

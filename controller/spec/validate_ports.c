@@ -1,4 +1,5 @@
-/* Spec validation of a service's `ports`: names, container ports, protocols, duplicates
+/* Spec validation of a service's `ports`: names, container ports, protocols, duplicates, and
+ * the published ports of the daemon's balancer (one service per published port in the app)
  * (docs/spec.md, ports). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,12 +24,47 @@ static void report_dup_port(struct vctx *v, const char *path, const struct keyed
     v_err(v, dup->node, p.s, "port %s is already declared by ports[%zu]", dup->key, first->idx);
 }
 
+/* `published` and `balance` of one port (its protocol already read). */
+static void check_published(struct vctx *v, const char *path, const struct ynode *pub,
+                            const struct ynode *bal, struct spec_port *port)
+{
+    if (pub != NULL) {
+        struct vpath pp = v_path_key(path, "published", 9);
+        long long x;
+        if (v_get_int(v, pub, pp.s, 1, 65535, &x)) {
+            if (port->protocol == SPEC_PROTO_UDP) {
+                v_err(v, pub, pp.s,
+                      "a udp port cannot be published: the balancer proxies tcp connections");
+            } else {
+                port->published = (int)x;
+                port->published_line = pub->line;
+                port->published_column = pub->column;
+            }
+        }
+    }
+    if (bal != NULL) {
+        struct vpath pp = v_path_key(path, "balance", 7);
+        char *mode = NULL;
+        if (v_get_str(v, bal, pp.s, &mode)) {
+            if (strcmp(mode, "least_conn") == 0)
+                port->balance = SPEC_BALANCE_LEAST_CONN;
+            else if (strcmp(mode, "round_robin") != 0)
+                v_err(v, bal, pp.s, "must be round_robin or least_conn, got '%s'", v_show(bal).s);
+            if (pub == NULL)
+                v_err(v, bal, pp.s,
+                      "'balance' needs 'published': only a published port is "
+                      "balanced");
+        }
+        free(mode);
+    }
+}
+
 void v_check_ports(struct vctx *v, const struct ynode *n, const char *path,
                    struct spec_service *svc)
 {
     if (!v_expect_kind(v, n, path, YT_SEQ, "a list of ports"))
         return;
-    static const char *const names[] = {"name", "container", "protocol"};
+    static const char *const names[] = {"name", "container", "protocol", "published", "balance"};
     svc->ports = orch_xcalloc(n->n ? n->n : 1, sizeof(*svc->ports));
     struct keyed *byname = orch_xcalloc(n->n ? n->n : 1, sizeof(*byname));
     struct keyed *bynum = orch_xcalloc(n->n ? n->n : 1, sizeof(*bynum));
@@ -43,8 +79,8 @@ void v_check_ports(struct vctx *v, const struct ynode *n, const char *path,
             v_type_err(v, item, p.s, "a mapping with 'name' and 'container'");
             continue;
         }
-        const struct ynode *keys[3], *vals[3];
-        v_map_fields(v, item, p.s, names, 3, keys, vals);
+        const struct ynode *keys[5], *vals[5];
+        v_map_fields(v, item, p.s, names, 5, keys, vals);
         struct spec_port port = {.container = 0, .protocol = SPEC_PROTO_TCP};
         if (vals[0] == NULL) {
             v_missing(v, item, p.s, "name");
@@ -79,6 +115,7 @@ void v_check_ports(struct vctx *v, const struct ynode *n, const char *path,
             }
             free(proto);
         }
+        check_published(v, p.s, vals[3], vals[4], &port);
         if (port.container > 0) {
             snprintf(numkeys[i], sizeof(numkeys[i]), "%d/%s", port.container,
                      port.protocol == SPEC_PROTO_UDP ? "udp" : "tcp");
@@ -91,4 +128,28 @@ void v_check_ports(struct vctx *v, const struct ynode *n, const char *path,
     free(byname);
     free(bynum);
     free(numkeys);
+}
+
+void v_check_published(struct vctx *v, const struct spec_app *app)
+{
+    /* Quadratic in the published ports of one app: a handful in practice. */
+    for (size_t i = 0; i < app->services_len; i++) {
+        const struct spec_service *a = &app->services[i];
+        for (size_t pi = 0; pi < a->ports_len; pi++) {
+            const struct spec_port *p = &a->ports[pi];
+            if (p->published <= 0)
+                continue;
+            for (size_t j = 0; j < i; j++) {
+                const struct spec_service *b = &app->services[j];
+                for (size_t qi = 0; qi < b->ports_len; qi++) {
+                    if (b->ports[qi].published != p->published)
+                        continue;
+                    diag_add(&v->sink, p->published_line, p->published_column,
+                             "services.%s.ports[%zu].published: port %d is already published "
+                             "by service '%s' (line %d)",
+                             a->name, pi, p->published, b->name, b->ports[qi].published_line);
+                }
+            }
+        }
+    }
 }
