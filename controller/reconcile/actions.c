@@ -61,10 +61,15 @@ static void op_refused(struct op *op, const char *what, const struct orch_error 
 static void op_start_done(void *data, long status, const struct orch_error *err)
 {
     struct op *op = data;
-    if (err->code != ORCH_E_OK)
+    if (err->code != ORCH_E_OK) {
         op_refused(op, "start", err);
-    else
+    } else {
         op->b->succeeded++;
+        /* its own start: the crash-at-start check and its probe count from here */
+        struct ready_mark *m = recon_mark(op->b->run, op->id);
+        m->started_ms = orch_now_mono_ms();
+        m->started_wall_ms = orch_now_wall_ms();
+    }
     op_finish(op);
 }
 

@@ -62,8 +62,10 @@ void reconcile_run_free(struct reconcile_run *run);
 const char *reconcile_run_app(const struct reconcile_run *run);
 
 struct reconcile_pass {
-    bool done; /* every service converged (and settled), nothing left to remove */
-    bool busy; /* the engine carried out actions: pass again at once */
+    bool done;       /* every service converged (and settled), nothing left to remove */
+    bool busy;       /* the engine carried out actions: pass again at once */
+    int64_t wake_ms; /* monotonic: when a step waiting on time (a settle period, a backoff, a
+                        drain) is due, 0 for none; a probe verdict may call for a pass sooner */
 };
 int reconcile_run_pass(struct reconcile_run *run, struct reconcile_pass *out,
                        struct orch_error *err);

@@ -42,8 +42,10 @@ struct reconciler {
 struct ready_mark {
     char *id;
     int64_t since_ms;
-    bool exit_counted;   /* its exit was counted as a crash already */
-    int64_t drain_since; /* left the DNS registry at (0: serving); stopped one TTL later */
+    int64_t started_ms;      /* when this run's start of it completed (monotonic; 0: not ours) */
+    int64_t started_wall_ms; /* the same on the wall clock, for its probe */
+    bool exit_counted;       /* its exit was counted as a crash already */
+    int64_t drain_since;     /* left the DNS registry at (0: serving); stopped one TTL later */
 };
 
 /* One instance as the DNS registry sees it (owned strings). */
@@ -79,6 +81,8 @@ struct svc_run {
     int crashes;
     int failed_actions;       /* creates/starts the engine refused in the last batch */
     int64_t settled_since_ms; /* 0: not settled */
+    int64_t settle_ms;        /* how long converged must last to count: 0 with a probe */
+    int64_t next_ms;          /* when a held or settling step is due (0: none), last pass */
     bool settle_confirmed;    /* this settled period was checked by inspecting the instances */
     int64_t backoff_ms;
     int64_t backoff_until_ms;
@@ -126,6 +130,7 @@ struct reconcile_run {
 /* One batch of engine actions issued concurrently and waited for together. */
 struct batch {
     struct reconciler *r;
+    struct reconcile_run *run; /* whose instances the actions are (marks their starts) */
     int pending;
     int succeeded;   /* actions the engine carried out */
     bool env_failed; /* the engine went away: stop */
@@ -141,6 +146,7 @@ const char *recon_container_name(const struct docker_container *c);
 bool recon_published(const struct docker_container *c, int port, const char *proto,
                      const char **host, int *host_port);
 void recon_idle(struct reconciler *r, int64_t ms);
+void recon_wait(struct reconciler *r, int64_t ms);
 
 /* run_state.c: what a run remembers */
 struct ready_mark *recon_mark(struct reconcile_run *run, const char *id);

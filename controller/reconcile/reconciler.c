@@ -187,6 +187,23 @@ void recon_idle(struct reconciler *r, int64_t ms)
     uv_run(&r->loop, UV_RUN_NOWAIT);
 }
 
+/* Waits ms on the loop, or less: until a probe verdict changes (which may be what the run is
+ * waiting for). The flag is taken. */
+void recon_wait(struct reconciler *r, int64_t ms)
+{
+    bool fired = false;
+    uv_timer_t t;
+    uv_timer_init(&r->loop, &t);
+    t.data = &fired;
+    if (uv_timer_start(&t, idle_fired, (uint64_t)(ms > 0 ? ms : 0), 0) == 0) {
+        while (!fired && !r->health_changed)
+            uv_run(&r->loop, UV_RUN_ONCE);
+    }
+    r->health_changed = false;
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&r->loop, UV_RUN_NOWAIT);
+}
+
 int reconciler_container_apps(struct reconciler *r, struct orch_strv *out, struct orch_error *err)
 {
     struct docker_container_list obs = {0};

@@ -411,7 +411,7 @@ static int write_service_status(struct reconcile_run *run, struct svc_run *s, in
                                 bool *began, struct orch_error *err)
 {
     bool converged = !s->failed && s->settled && s->settled_since_ms != 0 &&
-                     now - s->settled_since_ms >= RECONCILE_SETTLE_MS;
+                     now - s->settled_since_ms >= s->settle_ms;
     if (s->have_written && converged == s->written_converged &&
         s->written_revision == s->row.revision && s->written_replaced_ms == s->replaced_ms &&
         memcmp(&s->written, &s->counts, sizeof(s->counts)) == 0)
