@@ -450,12 +450,44 @@ static size_t pass_orphans(struct reconcile_run *run, struct batch *b,
     return left;
 }
 
+/* Takes in the outcome of a batch whose actions all completed, and frees it: an engine that
+ * went away ends the pass; refused creates and starts count like crashes. */
+static int batch_harvest(struct reconcile_run *run, struct batch *b, int64_t now,
+                         struct orch_error *err)
+{
+    bool env_failed = b->env_failed;
+    if (env_failed)
+        *err = b->env_err;
+    free(b);
+    if (env_failed)
+        return -ORCH_E_ENV;
+    for (size_t i = 0; i < run->n; i++) {
+        struct svc_run *s = &run->svcs[i];
+        if (s->failed_actions > 0)
+            recon_note_crashes(run, s, s->failed_actions, "could not be created or started", now);
+        s->failed_actions = 0;
+    }
+    return 0;
+}
+
 int reconcile_run_pass(struct reconcile_run *run, struct reconcile_pass *out,
                        struct orch_error *err)
 {
     struct reconciler *r = run->r;
     int64_t now = orch_now_mono_ms();
     memset(out, 0, sizeof(*out));
+    if (run->inflight != NULL) {
+        /* async: the last pass's actions first; nothing new while they are on their way */
+        if (run->inflight->pending > 0) {
+            out->inflight = true;
+            return 0;
+        }
+        struct batch *done = run->inflight;
+        run->inflight = NULL;
+        int hrc = batch_harvest(run, done, now, err);
+        if (hrc < 0)
+            return hrc;
+    }
     int rc = recon_run_load(run, err);
     if (rc < 0)
         return rc;
@@ -468,32 +500,36 @@ int reconcile_run_pass(struct reconcile_run *run, struct reconcile_pass *out,
         n_present += run->svcs[i].present;
     if (n_present > 0)
         rc = recon_ensure_network(run, err);
-    struct batch b = {.r = r, .run = run};
+    struct batch *b = orch_xcalloc(1, sizeof(*b));
+    b->r = r;
+    b->run = run;
     bool acted = false;
     for (size_t i = 0; rc == 0 && i < run->n; i++) {
         if (run->svcs[i].present)
-            rc = pass_service(run, &b, &run->svcs[i], &obs, now, &acted, err);
+            rc = pass_service(run, b, &run->svcs[i], &obs, now, &acted, err);
     }
-    size_t orphans = rc == 0 ? pass_orphans(run, &b, &obs, &acted) : 0;
+    size_t orphans = rc == 0 ? pass_orphans(run, b, &obs, &acted) : 0;
     if (rc == 0) {
         recon_forget_gone(run, &obs);
         recon_snapshot(run, &obs);
     }
-    struct orch_error werr = {0};
-    int wrc = recon_batch_wait(&b, &werr);
     docker_container_list_free(&obs);
-    if (rc == 0 && wrc < 0) {
+    if (run->async && b->pending > 0) {
+        /* the actions complete on the loop while other apps pass; on_idle says when */
+        run->inflight = b;
+        out->inflight = true;
+        return rc;
+    }
+    struct orch_error werr = {0};
+    int wrc = recon_batch_wait(b, &werr);
+    int succeeded = b->succeeded;
+    int hrc = batch_harvest(run, b, now, &werr);
+    if (rc == 0 && (wrc < 0 || hrc < 0)) {
         *err = werr;
-        rc = wrc;
+        rc = wrc < 0 ? wrc : hrc;
     }
     if (rc < 0)
         return rc;
-    for (size_t i = 0; i < run->n; i++) {
-        struct svc_run *s = &run->svcs[i];
-        if (s->failed_actions > 0)
-            recon_note_crashes(run, s, s->failed_actions, "could not be created or started", now);
-        s->failed_actions = 0;
-    }
 
     /* Done when every service has been converged for its settle time (without a probe, an
      * instance that dies right after starting is caught here rather than reported as running;
@@ -511,7 +547,7 @@ int reconcile_run_pass(struct reconcile_run *run, struct reconcile_pass *out,
     }
     if (n_present == 0 && (run->quiet_since == 0 || now - run->quiet_since < RECONCILE_IDLE_MS))
         done = false;
-    out->busy = b.succeeded > 0;
+    out->busy = succeeded > 0;
     out->done = done && !out->busy;
     for (size_t i = 0; i < run->n; i++) {
         const struct svc_run *s = &run->svcs[i];

@@ -35,8 +35,9 @@ struct reconciler {
     int64_t timeout_ms;
     bool progress;
     struct health_prober *prober;
-    char *state_id;      /* orch.state of the containers of this state dir */
-    bool health_changed; /* a probe verdict changed since the flag was last cleared */
+    char *state_id;               /* orch.state of the containers of this state dir */
+    bool health_changed;          /* a probe verdict changed since the flag was last cleared */
+    struct orch_strv changed_ids; /* the instances whose verdict changed since then */
 };
 
 struct ready_mark {
@@ -125,6 +126,12 @@ struct reconcile_run {
     size_t n_ready;
     bool network_ok;
     char outcome_msg[512];
+    /* async (the daemon): a pass issues its actions and returns; they complete on the loop
+     * while other apps pass, and on_idle tells the daemon when the last one did */
+    bool async;
+    struct batch *inflight; /* the actions of the last pass, until a pass harvests them */
+    void (*on_idle)(void *data, struct reconcile_run *run);
+    void *on_idle_data;
 };
 
 /* One batch of engine actions issued concurrently and waited for together. */
@@ -135,6 +142,7 @@ struct batch {
     int succeeded;   /* actions the engine carried out */
     bool env_failed; /* the engine went away: stop */
     struct orch_error env_err;
+    bool orphaned; /* its run was freed while actions were in flight: the last one frees it */
 };
 
 /* reconciler.c: the engine helpers */

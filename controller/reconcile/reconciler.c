@@ -15,6 +15,8 @@ static void on_health_change(void *data, const char *id, enum health_status old_
 {
     struct reconciler *r = data;
     r->health_changed = true;
+    if (!orch_strv_contains(&r->changed_ids, id))
+        orch_strv_push(&r->changed_ids, id);
     orch_log(ORCH_LOG_DEBUG, "instance %.12s: %s -> %s", id, health_status_name(old_status),
              health_status_name(new_status));
 }
@@ -82,6 +84,7 @@ void reconciler_free(struct reconciler *r)
         ;
     uv_loop_close(&r->loop);
     docker_endpoint_free(&r->ep);
+    orch_strv_free(&r->changed_ids);
     free(r->publish_address);
     free(r->state_id);
     free(r);
@@ -107,10 +110,13 @@ struct docker_client *reconciler_docker(struct reconciler *r)
     return r->dc;
 }
 
-bool reconciler_take_health_changed(struct reconciler *r)
+bool reconciler_take_health_changed(struct reconciler *r, struct orch_strv *ids)
 {
     bool v = r->health_changed;
     r->health_changed = false;
+    for (size_t i = 0; ids != NULL && i < r->changed_ids.n; i++)
+        orch_strv_push(ids, r->changed_ids.v[i]);
+    orch_strv_free(&r->changed_ids);
     return v;
 }
 
@@ -200,6 +206,7 @@ void recon_wait(struct reconciler *r, int64_t ms)
             uv_run(&r->loop, UV_RUN_ONCE);
     }
     r->health_changed = false;
+    orch_strv_free(&r->changed_ids);
     uv_close((uv_handle_t *)&t, NULL);
     uv_run(&r->loop, UV_RUN_NOWAIT);
 }
