@@ -68,6 +68,8 @@ bool daemon_is_running(const char *state_dir, pid_t *pid)
     return store_daemon_running(state_dir, pid);
 }
 
+static void on_run_idle(void *data, struct reconcile_run *run);
+
 static struct app_entry *app_get(struct daemon *d, const char *name)
 {
     for (size_t i = 0; i < d->n_apps; i++)
@@ -80,6 +82,7 @@ static struct app_entry *app_get(struct daemon *d, const char *name)
     a->run = reconcile_run_new(d->rec, name, false);
     reconcile_run_set_drain(a->run, d->dns != NULL ? d->dns_ttl_ms : 0);
     reconcile_run_set_on_stop(a->run, daemon_lb_on_stop, d->lb);
+    reconcile_run_set_async(a->run, on_run_idle, d);
     a->dirty = true;
     return a;
 }
@@ -110,6 +113,34 @@ static void mark_all(struct daemon *d)
 {
     for (size_t i = 0; i < d->n_apps; i++)
         d->apps[i].dirty = true;
+}
+
+/* The actions an app's pass issued have all completed: its next pass takes them in. */
+static void on_run_idle(void *data, struct reconcile_run *run)
+{
+    struct daemon *d = data;
+    for (size_t i = 0; i < d->n_apps; i++)
+        if (d->apps[i].run == run)
+            d->apps[i].dirty = true;
+}
+
+/* Probe verdicts changed: only the apps of those instances need a pass (all of them when an
+ * instance is no app's, which should not happen). */
+static void mark_changed(struct daemon *d, const struct orch_strv *ids)
+{
+    for (size_t k = 0; k < ids->n; k++) {
+        bool found = false;
+        for (size_t i = 0; i < d->n_apps; i++) {
+            if (reconcile_run_knows(d->apps[i].run, ids->v[k])) {
+                d->apps[i].dirty = true;
+                found = true;
+            }
+        }
+        if (!found) {
+            mark_all(d);
+            return;
+        }
+    }
 }
 
 /* Every app the store knows, plus every app that still has containers (deleted ones must be
@@ -314,6 +345,8 @@ static int pass_app(struct daemon *d, struct app_entry *a, int64_t now)
         a->done = true;
         a->next_ms = INT64_MAX;
     } else {
+        /* with actions in flight, their completion marks the app dirty; the retry is only a
+         * safety net */
         a->done = false;
         a->next_ms = pass.busy ? now : now + DAEMON_RETRY_MS;
     }
@@ -414,10 +447,12 @@ static void daemon_turn(struct daemon *d)
         d->next_resync = 0;
         return;
     }
-    if (reconciler_take_health_changed(d->rec)) {
-        mark_all(d);
+    struct orch_strv changed = {0};
+    if (reconciler_take_health_changed(d->rec, &changed)) {
+        mark_changed(d, &changed);
         d->registry_dirty = true;
     }
+    orch_strv_free(&changed);
     if (d->events_ended && now >= d->events_retry_ms) {
         events_start(d);
         d->events_retry_ms = now + 2000;

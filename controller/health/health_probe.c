@@ -411,6 +411,18 @@ static void probe_start(struct watch *w)
 
 /* ---- watches --------------------------------------------------------------------------------- */
 
+static void watch_tick(uv_timer_t *t);
+
+/* (Re)arms the watch's timer for its next probe and then every period: start_interval while
+ * the instance is starting, interval once it has a verdict. */
+static void watch_arm(struct watch *w)
+{
+    int64_t now = orch_now_wall_ms();
+    int64_t due = health_next_due_ms(&w->cfg, &w->st, now);
+    uint64_t period = (uint64_t)health_period_ms(&w->cfg, &w->st);
+    uv_timer_start(&w->timer, watch_tick, (uint64_t)(due - now), period);
+}
+
 static void watch_record(struct watch *w, bool success, const char *msg)
 {
     struct health_prober *p = w->p;
@@ -418,6 +430,8 @@ static void watch_record(struct watch *w, bool success, const char *msg)
     enum health_status now = health_observe(&w->cfg, &w->st, success, orch_now_wall_ms());
 
     snprintf(w->last_error, sizeof(w->last_error), "%s", success ? "" : msg);
+    if (old == HEALTH_STARTING || now == HEALTH_STARTING)
+        watch_arm(w); /* one period after this result; the period may have changed */
     if (old == now)
         return;
     /* becoming healthy is routine (debug); losing health is worth a line */
@@ -485,7 +499,8 @@ static bool watch_same(const struct watch *w, const struct spec_health *cfg, con
 {
     if (w->cfg.kind != cfg->kind || w->cfg.interval_ms != cfg->interval_ms ||
         w->cfg.timeout_ms != cfg->timeout_ms || w->cfg.retries != cfg->retries ||
-        w->cfg.start_period_ms != cfg->start_period_ms || w->started_ms != started_ms)
+        w->cfg.start_period_ms != cfg->start_period_ms ||
+        w->cfg.start_interval_ms != cfg->start_interval_ms || w->started_ms != started_ms)
         return false;
     if (cfg->kind == SPEC_PROBE_EXEC) {
         if (w->exec_cmd.n != cfg->exec_argc)
@@ -587,6 +602,7 @@ int health_prober_watch(struct health_prober *p, const char *id, const struct sp
     w->cfg.timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 1000;
     w->cfg.retries = cfg->retries > 0 ? cfg->retries : 3;
     w->cfg.start_period_ms = cfg->start_period_ms > 0 ? cfg->start_period_ms : 0;
+    w->cfg.start_interval_ms = cfg->start_interval_ms; /* 0 or less: none, the interval */
     if (cfg->kind == SPEC_PROBE_EXEC)
         for (size_t i = 0; i < cfg->exec_argc; i++)
             orch_strv_push(&w->exec_cmd, cfg->exec_argv[i]);
@@ -600,9 +616,7 @@ int health_prober_watch(struct health_prober *p, const char *id, const struct sp
     uv_timer_init(p->loop, &w->timer); /* cannot fail on Linux */
     w->timer.data = w;
 
-    int64_t now = orch_now_wall_ms();
-    int64_t delay = health_next_due_ms(&w->cfg, &w->st, now) - now;
-    uv_timer_start(&w->timer, watch_tick, (uint64_t)delay, (uint64_t)w->cfg.interval_ms);
+    watch_arm(w);
 
     w->next = p->head;
     if (p->head != NULL)

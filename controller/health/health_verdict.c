@@ -62,6 +62,15 @@ enum health_status health_observe(const struct spec_health *cfg, struct health_s
      * the window is half-open: a failure exactly start_period after the start counts. */
     if (st->status == HEALTH_STARTING && now_ms - st->started_ms < cfg->start_period_ms)
         return st->status;
+    /* Until the first verdict a new instance is probed every start_interval, more often than
+     * every interval; its failures count no faster than probes at the interval would have
+     * counted them (the k-th at k intervals after the start), so brisk probing finds it healthy
+     * sooner but never unhealthy sooner. */
+    int64_t interval = cfg->interval_ms > 0 ? cfg->interval_ms : 1;
+    bool brisk = cfg->start_interval_ms > 0 && cfg->start_interval_ms < interval;
+    if (brisk && st->status == HEALTH_STARTING &&
+        now_ms - st->started_ms < (int64_t)(st->failures + 1) * interval)
+        return st->status;
     if (st->failures < INT32_MAX)
         st->failures++;
     int retries = cfg->retries < 1 ? 1 : cfg->retries;
@@ -75,10 +84,20 @@ int64_t health_next_due_ms(const struct spec_health *cfg, const struct health_st
 {
     if (!has_probe(cfg))
         return INT64_MAX;
-    int64_t interval = cfg->interval_ms > 0 ? cfg->interval_ms : 1;
-    int64_t base = st->last_probe_ms >= 0 ? st->last_probe_ms : st->started_ms;
+    if (st->last_probe_ms < 0)
+        return st->started_ms < now_ms ? now_ms : st->started_ms;
+    int64_t interval = health_period_ms(cfg, st);
+    int64_t base = st->last_probe_ms;
     int64_t due = base > INT64_MAX - interval ? INT64_MAX : base + interval;
     return due < now_ms ? now_ms : due;
+}
+
+int64_t health_period_ms(const struct spec_health *cfg, const struct health_state *st)
+{
+    int64_t interval = cfg != NULL && cfg->interval_ms > 0 ? cfg->interval_ms : 1;
+    if (cfg == NULL || st->status != HEALTH_STARTING || cfg->start_interval_ms <= 0)
+        return interval;
+    return cfg->start_interval_ms < interval ? cfg->start_interval_ms : interval;
 }
 
 int health_http_parse_status(const char *buf, size_t len, int *status)

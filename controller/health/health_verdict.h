@@ -41,16 +41,24 @@ void health_state_init(struct health_state *st, const struct spec_health *cfg, i
  *     healthy (Docker: a container recovers without a restart);
  *   - a failure while still starting and less than start_period after started_ms does not
  *     count (Docker's rule: once a probe has succeeded, the start period no longer applies);
+ *   - while starting with a start_interval shorter than the interval, the k-th counted failure
+ *     needs k intervals since the start (probes come every start_interval then, but an
+ *     instance is never found unhealthy sooner for it);
  *   - `retries` consecutive counted failures make it unhealthy (retries below 1 act as 1).
  * Without a probe configured the state stays HEALTH_NONE. */
 enum health_status health_observe(const struct spec_health *cfg, struct health_state *st,
                                   bool success, int64_t now_ms);
 
-/* When the next probe is due: one interval after the last result, or one interval after the
- * start before the first (as Docker waits one interval before its first check), never before
- * now_ms. INT64_MAX when there is no probe. */
+/* When the next probe is due: at the start itself before the first result (a new instance is
+ * probed at once: the first success is what a rollout or an apply waits for), then one period
+ * (health_period_ms) after the last result; never before now_ms. INT64_MAX when there is no
+ * probe. */
 int64_t health_next_due_ms(const struct spec_health *cfg, const struct health_state *st,
                            int64_t now_ms);
+
+/* The probe period: start_interval while the instance is starting (no verdict yet), capped at
+ * interval; interval once it has one. */
+int64_t health_period_ms(const struct spec_health *cfg, const struct health_state *st);
 
 /* Parses the status line at the start of an HTTP/1.x response in buf[0..len). Returns 1 and
  * sets *status when the line is complete and well formed, 0 when more bytes are needed,

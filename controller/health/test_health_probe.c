@@ -708,18 +708,42 @@ static void test_start_period(void **state)
     assert_true(wait_status("sp", HEALTH_UNHEALTHY, 3000));
 }
 
-/* The first probe of a fresh instance waits one interval (as Docker's does). */
-static void test_first_probe_after_interval(void **state)
+/* A fresh instance is probed at once, then every start_interval until its first verdict, then
+ * every interval. */
+static void test_first_probe_at_once_then_brisk(void **state)
+{
+    struct orch_error err = {0};
+    struct spec_health cfg = probe_cfg(SPEC_PROBE_HTTP, 2000, 500, 3);
+    cfg.start_interval_ms = 50;
+
+    srv_start(&srv, SRV_503);
+    assert_int_equal(
+        health_prober_watch(prober, "f", &cfg, "127.0.0.1", srv.port, orch_now_wall_ms(), &err), 0);
+    want_accepted = 3;
+    assert_true(run_until(accepted_reached, 400)); /* at once, then every 50ms: not 2s */
+    assert_int_equal(health_prober_status(prober, "f"), HEALTH_STARTING);
+    srv.mode = SRV_200;
+    assert_true(wait_status("f", HEALTH_HEALTHY, 300));
+    int seen = srv.accepted;
+    run_until(NULL, 500);
+    assert_int_equal(srv.accepted, seen); /* healthy: the next probe is an interval away */
+}
+
+/* Brisk probing never makes a starting instance unhealthy sooner than the interval would. */
+static void test_brisk_failures_paced(void **state)
 {
     struct orch_error err = {0};
     struct spec_health cfg = probe_cfg(SPEC_PROBE_HTTP, 600, 500, 1);
+    cfg.start_interval_ms = 30;
 
-    srv_start(&srv, SRV_200);
-    assert_int_equal(
-        health_prober_watch(prober, "f", &cfg, "127.0.0.1", srv.port, orch_now_wall_ms(), &err), 0);
-    run_until(NULL, 250);
-    assert_int_equal(srv.accepted, 0);
-    assert_true(wait_status("f", HEALTH_HEALTHY, 3000));
+    srv_start(&srv, SRV_503);
+    int64_t t0 = orch_now_wall_ms();
+    assert_int_equal(health_prober_watch(prober, "p", &cfg, "127.0.0.1", srv.port, t0, &err), 0);
+    want_accepted = 5;
+    assert_true(run_until(accepted_reached, 500));
+    assert_int_equal(health_prober_status(prober, "p"), HEALTH_STARTING);
+    assert_true(wait_status("p", HEALTH_UNHEALTHY, 2000));
+    assert_true(orch_now_wall_ms() - t0 >= 600);
 }
 
 /* Many instances at once, each with its own timer and connection. */
@@ -765,7 +789,8 @@ int main(void)
         T(test_watch_idempotent),
         T(test_watch_invalid),
         T(test_start_period),
-        T(test_first_probe_after_interval),
+        T(test_first_probe_at_once_then_brisk),
+        T(test_brisk_failures_paced),
         T(test_many),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

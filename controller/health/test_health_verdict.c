@@ -33,6 +33,7 @@ struct verdict_case {
     int64_t started_ms;
     struct step steps[12];
     size_t n;
+    int64_t start_interval_ms; /* 0: none (probes every interval from the start) */
 };
 
 static const struct verdict_case cases[] = {
@@ -141,6 +142,52 @@ static const struct verdict_case cases[] = {
      0,
      {{true, 1, H, 0, 1}, {false, 2, U, 1, 0}},
      2},
+    {"start_interval: brisk failures count one per interval since the start",
+     0,
+     2,
+     0,
+     0,
+     {{false, 0, S, 0, 0},
+      {false, 250, S, 0, 0},
+      {false, 1999, S, 0, 0},
+      {false, 2000, S, 1, 0},
+      {false, 2250, S, 1, 0},
+      {false, 3999, S, 1, 0},
+      {false, 4000, U, 2, 0}},
+     7,
+     250},
+    {"start_interval: a brisk success is healthy at once",
+     0,
+     3,
+     0,
+     1000,
+     {{false, 1000, S, 0, 0}, {true, 1250, H, 0, 1}},
+     2,
+     250},
+    {"start_interval: once healthy, failures count as they come",
+     0,
+     1,
+     0,
+     0,
+     {{true, 250, H, 0, 1}, {false, 500, U, 1, 0}},
+     2,
+     250},
+    {"start_interval with a start period: the period shields first",
+     0,
+     1,
+     5000,
+     0,
+     {{false, 1000, S, 0, 0}, {false, 4999, S, 0, 0}, {false, 5000, U, 1, 0}},
+     3,
+     1000},
+    {"start_interval not shorter than interval: no pacing",
+     0,
+     1,
+     0,
+     0,
+     {{false, 10, U, 1, 0}},
+     1,
+     2000},
 };
 
 static struct spec_health cfg_of(const struct verdict_case *c)
@@ -149,7 +196,8 @@ static struct spec_health cfg_of(const struct verdict_case *c)
                                 .interval_ms = 2000,
                                 .timeout_ms = 1000,
                                 .retries = c->retries,
-                                .start_period_ms = c->start_period_ms};
+                                .start_period_ms = c->start_period_ms,
+                                .start_interval_ms = c->start_interval_ms};
 }
 
 static void test_transitions(void **state)
@@ -215,22 +263,32 @@ static void test_no_probe(void **state)
 static void test_next_due(void **state)
 {
     static const struct {
-        int64_t interval, started, last, now, want;
+        int64_t interval, start_interval;
+        enum health_status status;
+        int64_t started, last, now, want;
     } t[] = {
-        {2000, 1000, -1, 1000, 3000},     /* first probe one interval after the start */
-        {2000, 1000, -1, 2500, 3000},     /* ... even when watched a little later */
-        {2000, 1000, -1, 90000, 90000},   /* an old container is probed at once */
-        {2000, 1000, 5000, 5000, 7000},   /* one interval after the last result */
-        {2000, 1000, 5000, 8000, 8000},   /* overdue: now */
-        {100, 0, 0, 0, 100},              /* a result at time 0 is a result */
-        {0, 0, -1, 0, 1},                 /* a zero interval cannot spin */
-        {INT64_MAX, 5, -1, 0, INT64_MAX}, /* no overflow */
+        {2000, 0, S, 1000, -1, 1000, 1000},     /* a new instance is probed at its start */
+        {2000, 0, S, 1000, -1, 2500, 2500},     /* ... at once when watched later */
+        {2000, 0, S, 1000, -1, 500, 1000},      /* ... not before it started */
+        {2000, 0, S, 1000, -1, 90000, 90000},   /* an old container is probed at once */
+        {2000, 0, S, 1000, 5000, 5000, 7000},   /* one interval after the last result */
+        {2000, 0, H, 1000, 5000, 8000, 8000},   /* overdue: now */
+        {2000, 250, S, 1000, 5000, 5000, 5250}, /* starting: one start_interval */
+        {2000, 250, H, 1000, 5000, 5000, 7000}, /* a verdict: back to the interval */
+        {2000, 250, U, 1000, 5000, 5000, 7000}, /* ... either verdict */
+        {200, 250, S, 1000, 5000, 5000, 5200},  /* start_interval capped at interval */
+        {100, 0, H, 0, 0, 0, 100},              /* a result at time 0 is a result */
+        {0, 0, H, 0, 0, 0, 1},                  /* a zero interval cannot spin */
+        {INT64_MAX, 0, H, 5, 5, 0, INT64_MAX},  /* no overflow */
     };
     for (size_t i = 0; i < ORCH_ARRAY_LEN(t); i++) {
-        struct spec_health cfg = {
-            .kind = SPEC_PROBE_TCP, .interval_ms = t[i].interval, .retries = 3};
+        struct spec_health cfg = {.kind = SPEC_PROBE_TCP,
+                                  .interval_ms = t[i].interval,
+                                  .start_interval_ms = t[i].start_interval,
+                                  .retries = 3};
         struct health_state st;
         health_state_init(&st, &cfg, t[i].started);
+        st.status = t[i].status;
         st.last_probe_ms = t[i].last;
         int64_t got = health_next_due_ms(&cfg, &st, t[i].now);
         if (got != t[i].want)

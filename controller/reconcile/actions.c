@@ -28,10 +28,23 @@ struct op {
 
 static void op_finish(struct op *op)
 {
-    op->b->pending--;
+    struct batch *b = op->b;
+    b->pending--;
     free(op->id);
     free(op->name);
     free(op);
+    if (b->pending > 0)
+        return;
+    if (b->orphaned) /* its run is gone: nobody else holds it */
+        free(b);
+    else if (b->run->async && b->run->inflight == b && b->run->on_idle != NULL)
+        b->run->on_idle(b->run->on_idle_data, b->run);
+}
+
+/* The service the op acts for, or NULL once its run is gone. */
+static struct svc_run *op_svc(const struct op *op)
+{
+    return op->b->orphaned ? NULL : op->svc;
 }
 
 static bool op_env_failure(struct op *op, const struct orch_error *err)
@@ -60,17 +73,22 @@ static void op_refused(struct op *op, const char *what, const struct orch_error 
         op->b->network_failed = true;
         return;
     }
-    if (op->svc != NULL)
+    if (op_svc(op) != NULL)
         op->svc->failed_actions++;
 }
 
 static void op_start_done(void *data, long status, const struct orch_error *err)
 {
     struct op *op = data;
-    if (err->code != ORCH_E_OK)
+    if (err->code != ORCH_E_OK) {
         op_refused(op, "start", err);
-    else
+    } else if (!op->b->orphaned) {
         op->b->succeeded++;
+        /* its own start: the crash-at-start check and its probe count from here */
+        struct ready_mark *m = recon_mark(op->b->run, op->id);
+        m->started_ms = orch_now_mono_ms();
+        m->started_wall_ms = orch_now_wall_ms();
+    }
     op_finish(op);
 }
 
@@ -79,9 +97,10 @@ static void op_create_done(void *data, long status, const struct orch_error *err
     struct op *op = data;
     if (err->code != ORCH_E_OK) {
         if (err->code == ORCH_E_NOTFOUND && !recon_network_error(err) &&
-            strstr(err->msg, "image") != NULL)
-            op->svc->image_ok_revision = -1; /* re-checked and failed on the next pass */
-        else
+            strstr(err->msg, "image") != NULL) {
+            if (op_svc(op) != NULL)
+                op->svc->image_ok_revision = -1; /* re-checked and failed on the next pass */
+        } else
             op_refused(op, "create", err);
         op_finish(op);
         return;

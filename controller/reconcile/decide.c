@@ -22,8 +22,10 @@ struct reconcile_backoff reconcile_decide_crashes(int crashes, int64_t backoff_m
 }
 
 /* Settled: converged for settle_ms; the first time in a settled period, only once the engine
- * confirmed that the running instances still run (its list can lag an exit). Then a long
- * enough quiet period resets the backoff, like Kubernetes' CrashLoopBackOff. */
+ * confirmed that the running instances still run (its list can lag an exit). With a probe
+ * (settle_ms 0) converged is settled at once: every instance has a healthy verdict, which no
+ * instance that died at start could give. Then a long enough quiet period resets the backoff,
+ * like Kubernetes' CrashLoopBackOff. */
 static void decide_settle(const struct reconcile_decide_input *in, struct reconcile_decision *out)
 {
     int64_t now = in->now_ms;
@@ -33,9 +35,14 @@ static void decide_settle(const struct reconcile_decide_input *in, struct reconc
     if (!out->converged) {
         out->settled_since_ms = 0;
     } else if (out->settled_since_ms == 0) {
-        out->settled_since_ms = now; /* a new settled period: to be confirmed */
+        /* a new settled period, to be confirmed; every instance has run since the newest one
+         * started, so the period can count from that start when it is known */
+        bool known = in->newest_start_ms > 0 && in->newest_start_ms <= now;
+        out->settled_since_ms = known ? in->newest_start_ms : now;
         out->settle_confirmed = false;
     }
+    if (out->converged && in->settle_ms <= 0)
+        out->settle_confirmed = true; /* the probes' verdicts are the confirmation */
     if (out->converged && !out->settle_confirmed && now - out->settled_since_ms >= in->settle_ms) {
         if (in->still_running == RECONCILE_FACT_UNKNOWN) {
             out->check_running = true;

@@ -50,7 +50,9 @@ enum reconcile_verdict {
 
 struct reconcile_decide_input {
     int64_t now_ms;
-    int64_t settle_ms;        /* converged this long counts as done */
+    int64_t settle_ms;        /* converged this long counts as done; 0 when a probe judges the
+                                 instances: their healthy verdicts already prove they live, so
+                                 converged is settled at once, with no inspection */
     int64_t backoff_max_ms;   /* the delay doubles up to this */
     int64_t backoff_reset_ms; /* converged this long: the next crash starts over */
 
@@ -73,6 +75,9 @@ struct reconcile_decide_input {
     bool plan_converged; /* the plan is empty and every instance counts as available */
     int64_t settled_since_ms;
     bool settle_confirmed;
+    int64_t newest_start_ms; /* when this run started the newest running instance (0: unknown):
+                                a new settled period counts from there, as each instance only
+                                needs to have lived settle_ms since its own start */
     enum reconcile_fact still_running; /* every running instance still runs (by inspect) */
     bool unrecorded; /* no rollout, and the store does not call the revision active */
 

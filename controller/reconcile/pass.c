@@ -59,8 +59,11 @@ static enum plan_health probe_instance(struct reconcile_run *run, struct svc_run
                              &host, &port))
             return PLAN_HEALTH_STARTING; /* not recon_published (yet): cannot be probed */
     }
+    /* from its start as this run saw it complete (ms), else the engine's Created (seconds) */
+    struct ready_mark *m = recon_mark(run, c->id);
+    int64_t started = m->started_wall_ms > 0 ? m->started_wall_ms : c->created * 1000;
     struct orch_error e = {0};
-    if (health_prober_watch(p, c->id, h, host, port, c->created * 1000, &e) < 0) {
+    if (health_prober_watch(p, c->id, h, host, port, started, &e) < 0) {
         orch_log(ORCH_LOG_WARN, "%s/%s: cannot probe %.12s: %s", run->app, s->name, c->id, e.msg);
         return PLAN_HEALTH_STARTING;
     }
@@ -185,6 +188,15 @@ static int svc_plan(struct reconcile_run *run, struct svc_run *s, int64_t now, s
         ra->drain_since_ms = recon_mark(run, a->id)->drain_since;
         ra->counts_as_crash = a->revision == s->row.revision && strcmp(a->reason, "unhealthy") == 0;
     }
+    /* without a probe, converged must last RECONCILE_SETTLE_MS (an instance that dies at once
+     * is caught); with one, each healthy verdict already proves its instance lives */
+    s->settle_ms = p->want.has_probe ? 0 : RECONCILE_SETTLE_MS;
+    int64_t newest_start = 0;
+    for (size_t j = 0; j < p->n; j++) {
+        int64_t st = recon_mark(run, p->inst[j].id)->started_ms;
+        if (p->inst[j].state == PLAN_INST_RUNNING && st > newest_start)
+            newest_start = st;
+    }
     p->deps = orch_xcalloc(run->n + 1, sizeof(*p->deps));
     size_t n_deps = 0;
     for (size_t j = 0; j < run->n; j++)
@@ -196,7 +208,7 @@ static int svc_plan(struct reconcile_run *run, struct svc_run *s, int64_t now, s
             };
     p->in = (struct reconcile_decide_input){
         .now_ms = now,
-        .settle_ms = RECONCILE_SETTLE_MS,
+        .settle_ms = s->settle_ms,
         .backoff_max_ms = RECONCILE_BACKOFF_MAX_MS,
         .backoff_reset_ms = RECONCILE_BACKOFF_RESET_MS,
         .unjudged = p->unjudged,
@@ -210,6 +222,7 @@ static int svc_plan(struct reconcile_run *run, struct svc_run *s, int64_t now, s
         .plan_converged = p->plan.n == 0 && plan_counts_converged(&p->counts),
         .settled_since_ms = s->settled_since_ms,
         .settle_confirmed = s->settle_confirmed,
+        .newest_start_ms = newest_start,
         .unrecorded = recon_svc_phase(s) == ROLLOUT_IDLE && !s->rev_active,
         .creates = creates,
         .depends_on = (const char *const *)t->depends_on,
@@ -277,7 +290,7 @@ static int svc_rollout(struct reconcile_run *run, struct svc_run *s, struct svc_
         .phase = recon_svc_phase(s),
         .converged = p->d.converged,
         .converged_for_ms = p->d.converged_for_ms,
-        .settle_ms = RECONCILE_SETTLE_MS,
+        .settle_ms = s->settle_ms,
         .image_missing = p->image_error != NULL,
         .crashes = s->crashes,
         .crash_limit = RECONCILE_CRASH_LIMIT,
@@ -390,6 +403,7 @@ static int pass_service(struct reconcile_run *run, struct batch *b, struct svc_r
         return 0;
     }
     struct svc_pass p = {0};
+    s->next_ms = 0;
     svc_observe(run, s, obs, now, &p);
     int rc = svc_plan(run, s, now, &p, err);
     if (rc == 0)
@@ -403,6 +417,7 @@ static int pass_service(struct reconcile_run *run, struct batch *b, struct svc_r
             rc = svc_execute(run, b, s, &p, acted, err);
         if (rc == 0) {
             s->settled = p.d.converged;
+            s->next_ms = p.d.next_ms;
             progress_line(run, s, &p.counts);
         }
     }
@@ -438,12 +453,46 @@ static size_t pass_orphans(struct reconcile_run *run, struct batch *b,
     return left;
 }
 
+/* Takes in the outcome of a batch whose actions all completed, and frees it: an engine that
+ * went away ends the pass; refused creates and starts count like crashes. */
+static int batch_harvest(struct reconcile_run *run, struct batch *b, int64_t now,
+                         struct orch_error *err)
+{
+    bool env_failed = b->env_failed;
+    if (env_failed)
+        *err = b->env_err;
+    if (b->network_failed)
+        run->network_ok = false; /* gone or ambiguous: found, made or repaired next pass */
+    free(b);
+    if (env_failed)
+        return -ORCH_E_ENV;
+    for (size_t i = 0; i < run->n; i++) {
+        struct svc_run *s = &run->svcs[i];
+        if (s->failed_actions > 0)
+            recon_note_crashes(run, s, s->failed_actions, "could not be created or started", now);
+        s->failed_actions = 0;
+    }
+    return 0;
+}
+
 int reconcile_run_pass(struct reconcile_run *run, struct reconcile_pass *out,
                        struct orch_error *err)
 {
     struct reconciler *r = run->r;
     int64_t now = orch_now_mono_ms();
     memset(out, 0, sizeof(*out));
+    if (run->inflight != NULL) {
+        /* async: the last pass's actions first; nothing new while they are on their way */
+        if (run->inflight->pending > 0) {
+            out->inflight = true;
+            return 0;
+        }
+        struct batch *done = run->inflight;
+        run->inflight = NULL;
+        int hrc = batch_harvest(run, done, now, err);
+        if (hrc < 0)
+            return hrc;
+    }
     int rc = recon_run_load(run, err);
     if (rc == 0)
         rc = recon_deletions_load(run, err);
@@ -466,39 +515,42 @@ int reconcile_run_pass(struct reconcile_run *run, struct reconcile_pass *out,
         }
     if (n_present > 0)
         rc = recon_ensure_network(run, err);
-    struct batch b = {.r = r};
+    struct batch *b = orch_xcalloc(1, sizeof(*b));
+    b->r = r;
+    b->run = run;
     bool acted = false;
     for (size_t i = 0; rc == 0 && i < run->n; i++) {
         if (run->svcs[i].present)
-            rc = pass_service(run, &b, &run->svcs[i], &obs, now, &acted, err);
+            rc = pass_service(run, b, &run->svcs[i], &obs, now, &acted, err);
     }
-    size_t orphans = rc == 0 ? pass_orphans(run, &b, &obs, &acted) : 0;
+    size_t orphans = rc == 0 ? pass_orphans(run, b, &obs, &acted) : 0;
     if (rc == 0) {
         recon_forget_gone(run, &obs);
         recon_snapshot(run, &obs);
         rc = recon_deletions_settle(run, &obs, n_present, err);
     }
-    struct orch_error werr = {0};
-    int wrc = recon_batch_wait(&b, &werr);
     docker_container_list_free(&obs);
-    if (b.network_failed)
-        run->network_ok = false; /* gone or ambiguous: found, made or repaired next pass */
-    if (rc == 0 && wrc < 0) {
+    if (run->async && b->pending > 0) {
+        /* the actions complete on the loop while other apps pass; on_idle says when */
+        run->inflight = b;
+        out->inflight = true;
+        return rc;
+    }
+    struct orch_error werr = {0};
+    int wrc = recon_batch_wait(b, &werr);
+    int succeeded = b->succeeded;
+    int hrc = batch_harvest(run, b, now, &werr);
+    if (rc == 0 && (wrc < 0 || hrc < 0)) {
         *err = werr;
-        rc = wrc;
+        rc = wrc < 0 ? wrc : hrc;
     }
     if (rc < 0)
         return rc;
-    for (size_t i = 0; i < run->n; i++) {
-        struct svc_run *s = &run->svcs[i];
-        if (s->failed_actions > 0)
-            recon_note_crashes(run, s, s->failed_actions, "could not be created or started", now);
-        s->failed_actions = 0;
-    }
 
-    /* Done when every service has been converged for the settle time (an instance that dies
-     * right after starting is caught here rather than reported as running), and no container
-     * of an undesired service is left. */
+    /* Done when every service has been converged for its settle time (without a probe, an
+     * instance that dies right after starting is caught here rather than reported as running;
+     * with one, its healthy verdict is the proof), and no container of an undesired service is
+     * left. */
     bool done = orphans == 0;
     if (orphans > 0)
         run->quiet_since = 0;
@@ -506,14 +558,20 @@ int reconcile_run_pass(struct reconcile_run *run, struct reconcile_pass *out,
         run->quiet_since = now;
     for (size_t i = 0; i < run->n; i++) {
         const struct svc_run *s = &run->svcs[i];
-        if (s->present && !s->failed &&
-            (!s->settled || now - s->settled_since_ms < RECONCILE_SETTLE_MS))
+        if (s->present && !s->failed && (!s->settled || now - s->settled_since_ms < s->settle_ms))
             done = false;
     }
     if (n_present == 0 && (run->quiet_since == 0 || now - run->quiet_since < RECONCILE_IDLE_MS))
         done = false;
-    out->busy = b.succeeded > 0;
+    out->busy = succeeded > 0;
     out->done = done && !out->busy;
+    for (size_t i = 0; i < run->n; i++) {
+        const struct svc_run *s = &run->svcs[i];
+        if (s->present && s->next_ms > 0 && (out->wake_ms == 0 || s->next_ms < out->wake_ms))
+            out->wake_ms = s->next_ms;
+    }
+    if (n_present == 0 && run->quiet_since != 0)
+        out->wake_ms = run->quiet_since + RECONCILE_IDLE_MS;
     run->empty = n_present == 0 && orphans == 0;
     return 0;
 }
@@ -581,9 +639,14 @@ int reconcile_app(struct reconciler *r, const char *app, bool remove_volumes,
             return 0;
         }
         /* Only actions the engine carried out call for an immediate next pass; otherwise
-         * (waiting for readiness, backing off, refused actions) wait a little. */
-        if (!pass.busy)
-            recon_idle(r, RECONCILE_IDLE_MS);
+         * (waiting for readiness, backing off, refused actions) wait until a probe verdict
+         * changes or a timed step is due, and at most RECONCILE_IDLE_MS (the engine's own
+         * changes, such as an exit, are seen by looking again). */
+        if (!pass.busy) {
+            int64_t wait = RECONCILE_IDLE_MS;
+            int64_t left = pass.wake_ms > 0 ? pass.wake_ms - orch_now_mono_ms() : wait;
+            recon_wait(r, left < wait ? left : wait);
+        }
     }
     if (rc == 0)
         rc = reconcile_run_finish(run, remove_volumes, report, err);

@@ -72,8 +72,11 @@ void reconcile_run_free(struct reconcile_run *run);
 const char *reconcile_run_app(const struct reconcile_run *run);
 
 struct reconcile_pass {
-    bool done; /* every service converged (and settled), nothing left to remove */
-    bool busy; /* the engine carried out actions: pass again at once */
+    bool done;       /* every service converged (and settled), nothing left to remove */
+    bool busy;       /* the engine carried out actions: pass again at once */
+    bool inflight;   /* async: actions are still on their way (on_idle says when done) */
+    int64_t wake_ms; /* monotonic: when a step waiting on time (a settle period, a backoff, a
+                        drain) is due, 0 for none; a probe verdict may call for a pass sooner */
 };
 int reconcile_run_pass(struct reconcile_run *run, struct reconcile_pass *out,
                        struct orch_error *err);
@@ -85,6 +88,16 @@ int reconcile_run_write_status(struct reconcile_run *run, struct orch_error *err
  * network (and with remove_volumes its volumes); fills *report. */
 int reconcile_run_finish(struct reconcile_run *run, bool remove_volumes,
                          struct reconcile_report *report, struct orch_error *err);
+
+/* For the daemon: passes of this run no longer wait for their actions. A pass issues them and
+ * returns (inflight); they complete while the loop runs other work, and on_idle(data, run) is
+ * called on the loop after the last one; the next pass takes in their outcome. A pass while
+ * actions are in flight does nothing. Only the actions wait: the pass's own reads stay
+ * synchronous. */
+void reconcile_run_set_async(struct reconcile_run *run,
+                             void (*on_idle)(void *data, struct reconcile_run *run), void *data);
+/* True when the run has seen container id (it is one of the app's instances). */
+bool reconcile_run_knows(const struct reconcile_run *run, const char *id);
 
 /* With a DNS registry (the daemon), an instance about to be stopped leaves it first and is
  * stopped drain_ms later (one TTL), so clients that follow the registry see no failures. */
@@ -143,8 +156,9 @@ const char *reconciler_publish_address(const struct reconciler *r);
 const char *reconciler_state_id(const struct reconciler *r);
 /* The Docker client (borrowed). */
 struct docker_client *reconciler_docker(struct reconciler *r);
-/* True once after any probe verdict changed (the flag is cleared). */
-bool reconciler_take_health_changed(struct reconciler *r);
+/* True once after any probe verdict changed (the flag is cleared); *ids (may be NULL) gets the
+ * instances whose verdict changed since (appended; they are cleared). */
+bool reconciler_take_health_changed(struct reconciler *r, struct orch_strv *ids);
 
 /* Observed state of one service, for status and get. */
 struct reconcile_instance {

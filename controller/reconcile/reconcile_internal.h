@@ -36,15 +36,18 @@ struct reconciler {
     bool progress;
     const volatile sig_atomic_t *stop; /* reconcile_options.stop */
     struct health_prober *prober;
-    char *state_id;      /* orch.state of the containers of this state dir */
-    bool health_changed; /* a probe verdict changed since the flag was last cleared */
+    char *state_id;               /* orch.state of the containers of this state dir */
+    bool health_changed;          /* a probe verdict changed since the flag was last cleared */
+    struct orch_strv changed_ids; /* the instances whose verdict changed since then */
 };
 
 struct ready_mark {
     char *id;
     int64_t since_ms;
-    bool exit_counted;   /* its exit was counted as a crash already */
-    int64_t drain_since; /* left the DNS registry at (0: serving); stopped one TTL later */
+    int64_t started_ms;      /* when this run's start of it completed (monotonic; 0: not ours) */
+    int64_t started_wall_ms; /* the same on the wall clock, for its probe */
+    bool exit_counted;       /* its exit was counted as a crash already */
+    int64_t drain_since;     /* left the DNS registry at (0: serving); stopped one TTL later */
 };
 
 /* One instance as the DNS registry sees it (owned strings). */
@@ -80,6 +83,8 @@ struct svc_run {
     int crashes;
     int failed_actions;       /* creates/starts the engine refused in the last batch */
     int64_t settled_since_ms; /* 0: not settled */
+    int64_t settle_ms;        /* how long converged must last to count: 0 with a probe */
+    int64_t next_ms;          /* when a held or settling step is due (0: none), last pass */
     bool settle_confirmed;    /* this settled period was checked by inspecting the instances */
     int64_t backoff_ms;
     int64_t backoff_until_ms;
@@ -130,16 +135,24 @@ struct reconcile_run {
     struct store_deletion *dels; /* deletes of the app in progress, as of this pass */
     size_t n_dels;
     char outcome_msg[512];
+    /* async (the daemon): a pass issues its actions and returns; they complete on the loop
+     * while other apps pass, and on_idle tells the daemon when the last one did */
+    bool async;
+    struct batch *inflight; /* the actions of the last pass, until a pass harvests them */
+    void (*on_idle)(void *data, struct reconcile_run *run);
+    void *on_idle_data;
 };
 
 /* One batch of engine actions issued concurrently and waited for together. */
 struct batch {
     struct reconciler *r;
+    struct reconcile_run *run; /* whose instances the actions are (marks their starts) */
     int pending;
     int succeeded;       /* actions the engine carried out */
     bool env_failed;     /* the engine went away: stop */
     bool network_failed; /* a create or start failed on the app network: look at it again */
     struct orch_error env_err;
+    bool orphaned; /* its run was freed while actions were in flight: the last one frees it */
 };
 
 /* reconciler.c: the engine helpers */
@@ -154,6 +167,7 @@ void recon_idle(struct reconciler *r, int64_t ms);
 /* True for a running container that is not attached to the app network orch-APP (removed or
  * disconnected by hand): it lost its alias and its published ports, so it is not serving. */
 bool recon_detached(const char *app, const struct docker_container *c);
+void recon_wait(struct reconciler *r, int64_t ms);
 
 /* run_state.c: what a run remembers */
 struct ready_mark *recon_mark(struct reconcile_run *run, const char *id);

@@ -16,6 +16,8 @@ static void on_health_change(void *data, const char *id, enum health_status old_
 {
     struct reconciler *r = data;
     r->health_changed = true;
+    if (!orch_strv_contains(&r->changed_ids, id))
+        orch_strv_push(&r->changed_ids, id);
     orch_log(ORCH_LOG_DEBUG, "instance %.12s: %s -> %s", id, health_status_name(old_status),
              health_status_name(new_status));
 }
@@ -101,6 +103,7 @@ void reconciler_free(struct reconciler *r)
         ;
     uv_loop_close(&r->loop);
     docker_endpoint_free(&r->ep);
+    orch_strv_free(&r->changed_ids);
     free(r->publish_address);
     free(r->state_id);
     free(r);
@@ -131,10 +134,13 @@ struct docker_client *reconciler_docker(struct reconciler *r)
     return r->dc;
 }
 
-bool reconciler_take_health_changed(struct reconciler *r)
+bool reconciler_take_health_changed(struct reconciler *r, struct orch_strv *ids)
 {
     bool v = r->health_changed;
     r->health_changed = false;
+    for (size_t i = 0; ids != NULL && i < r->changed_ids.n; i++)
+        orch_strv_push(ids, r->changed_ids.v[i]);
+    orch_strv_free(&r->changed_ids);
     return v;
 }
 
@@ -215,6 +221,24 @@ void recon_idle(struct reconciler *r, int64_t ms)
             uv_run(&r->loop, UV_RUN_ONCE);
     }
     /* the handle lives on this stack frame: close it and let the loop finish the close */
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&r->loop, UV_RUN_NOWAIT);
+}
+
+/* Waits ms on the loop, or less: until a probe verdict changes (which may be what the run is
+ * waiting for). The flag is taken. */
+void recon_wait(struct reconciler *r, int64_t ms)
+{
+    bool fired = false;
+    uv_timer_t t;
+    uv_timer_init(&r->loop, &t);
+    t.data = &fired;
+    if (uv_timer_start(&t, idle_fired, (uint64_t)(ms > 0 ? ms : 0), 0) == 0) {
+        while (!fired && !r->health_changed)
+            uv_run(&r->loop, UV_RUN_ONCE);
+    }
+    r->health_changed = false;
+    orch_strv_free(&r->changed_ids);
     uv_close((uv_handle_t *)&t, NULL);
     uv_run(&r->loop, UV_RUN_NOWAIT);
 }

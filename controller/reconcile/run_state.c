@@ -63,6 +63,14 @@ static void snap_clear(struct reconcile_run *run)
 
 static void run_free(struct reconcile_run *run)
 {
+    if (run->inflight != NULL) {
+        /* actions still on their way complete into the batch alone, the last frees it */
+        if (run->inflight->pending > 0)
+            run->inflight->orphaned = true;
+        else
+            free(run->inflight);
+        run->inflight = NULL;
+    }
     snap_clear(run);
     for (size_t i = 0; i < run->n; i++) {
         svc_run_clear_pass(&run->svcs[i]);
@@ -296,6 +304,22 @@ void recon_snapshot(struct reconcile_run *run, const struct docker_container_lis
     }
 }
 
+void reconcile_run_set_async(struct reconcile_run *run,
+                             void (*on_idle)(void *data, struct reconcile_run *run), void *data)
+{
+    run->async = true;
+    run->on_idle = on_idle;
+    run->on_idle_data = data;
+}
+
+bool reconcile_run_knows(const struct reconcile_run *run, const char *id)
+{
+    for (size_t i = 0; i < run->n_ready; i++)
+        if (strcmp(run->ready[i].id, id) == 0)
+            return true;
+    return false;
+}
+
 void reconcile_run_set_drain(struct reconcile_run *run, int64_t drain_ms)
 {
     run->drain_ms = drain_ms;
@@ -420,7 +444,7 @@ static int write_service_status(struct reconcile_run *run, struct svc_run *s, in
                                 bool *began, struct orch_error *err)
 {
     bool converged = !s->failed && s->settled && s->settled_since_ms != 0 &&
-                     now - s->settled_since_ms >= RECONCILE_SETTLE_MS;
+                     now - s->settled_since_ms >= s->settle_ms;
     if (s->have_written && converged == s->written_converged &&
         s->written_revision == s->row.revision && s->written_replaced_ms == s->replaced_ms &&
         s->written_updated_ms == s->row.updated_ms &&

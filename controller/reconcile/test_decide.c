@@ -29,6 +29,8 @@ struct tin {
     bool conv;
     int64_t since;
     bool confirmed;
+    bool probe;           /* a probe judges the instances: settle_ms 0 */
+    int64_t newest_start; /* newest_start_ms */
     enum reconcile_fact running;
     bool unrecorded;
     bool creates;
@@ -157,6 +159,27 @@ static const struct row rows[] = {
       .confirmed = true,
       .converged_for = 2000,
       .record = true}},
+    {"probed, converged: settled at once, no inspection",
+     {.conv = true, .probe = true},
+     {.converged = true, .since = NOW, .confirmed = true}},
+    {"probed, converged and unrecorded: recorded at once",
+     {.conv = true, .probe = true, .unrecorded = true},
+     {.converged = true, .since = NOW, .confirmed = true, .record = true}},
+    {"probed, not converged: not settled",
+     {.conv = false, .probe = true},
+     {.converged = false, .since = 0}},
+    {"newest instance started 600ms ago: the period counts from its start",
+     {.conv = true, .newest_start = NOW - 600},
+     {.converged = true, .since = NOW - 600, .converged_for = 600, .next_ms = NOW + 400}},
+    {"newest start long ago: confirm by inspect now",
+     {.conv = true, .newest_start = NOW - 3000},
+     {.check_running = true, .converged = true, .since = NOW - 3000, .converged_for = 3000}},
+    {"newest start in the future (clock skew): from now",
+     {.conv = true, .newest_start = NOW + 5},
+     {.converged = true, .since = NOW, .next_ms = NOW + SETTLE}},
+    {"a settled period already runs: the start does not move it",
+     {.conv = true, .since = NOW - 200, .newest_start = NOW - 900},
+     {.converged = true, .since = NOW - 200, .converged_for = 200, .next_ms = NOW + 800}},
     {"unrecorded, not settled yet: not yet",
      {.conv = true, .since = NOW - 10, .unrecorded = true},
      {.converged = true, .since = NOW - 10, .converged_for = 10, .next_ms = NOW + SETTLE - 10}},
@@ -218,7 +241,7 @@ static void build(const struct tin *t, struct reconcile_decide_input *in,
     };
     *in = (struct reconcile_decide_input){
         .now_ms = NOW,
-        .settle_ms = SETTLE,
+        .settle_ms = t->probe ? 0 : SETTLE,
         .backoff_max_ms = MAX,
         .backoff_reset_ms = RESET,
         .unjudged = t->unjudged,
@@ -232,6 +255,7 @@ static void build(const struct tin *t, struct reconcile_decide_input *in,
         .plan_converged = t->conv,
         .settled_since_ms = t->since,
         .settle_confirmed = t->confirmed,
+        .newest_start_ms = t->newest_start,
         .still_running = t->running,
         .unrecorded = t->unrecorded,
         .creates = t->creates,

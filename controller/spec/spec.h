@@ -55,13 +55,17 @@ struct spec_health {
     char *http_path;  /* SPEC_PROBE_HTTP: starts with '/' */
     char **exec_argv; /* SPEC_PROBE_EXEC: NULL-terminated argv */
     size_t exec_argc;
-    char *port;              /* HTTP/TCP: port name (defaults to the first port) */
-    int port_index;          /* index into spec_service.ports, -1 for none */
-    int64_t interval_ms;     /* default 2000 */
-    int64_t timeout_ms;      /* default 1000 */
-    int retries;             /* default 3 */
-    int64_t start_period_ms; /* default 0 */
+    char *port;                /* HTTP/TCP: port name (defaults to the first port) */
+    int port_index;            /* index into spec_service.ports, -1 for none */
+    int64_t interval_ms;       /* default 2000 */
+    int64_t timeout_ms;        /* default 1000 */
+    int retries;               /* default 3 */
+    int64_t start_period_ms;   /* default 0 */
+    int64_t start_interval_ms; /* default 250: probe period until a new instance's first
+                                  verdict (SPEC_START_INTERVAL_MS) */
 };
+
+#define SPEC_START_INTERVAL_MS 250
 
 /* An int or a percentage ("25%"). */
 struct spec_scalar_or_pct {

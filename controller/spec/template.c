@@ -107,6 +107,11 @@ static json_t *template_json(const struct spec_service *svc)
     json_object_set_new(health, "timeout_ms", json_integer(h->timeout_ms));
     json_object_set_new(health, "retries", json_integer(h->retries));
     json_object_set_new(health, "start_period_ms", json_integer(h->start_period_ms));
+    /* Only when it is not the default: templates written before the key existed keep their
+     * hash (no new revision, no rolling restart, after an upgrade), and changing it is a
+     * template change like interval. */
+    if (h->start_interval_ms != SPEC_START_INTERVAL_MS)
+        json_object_set_new(health, "start_interval_ms", json_integer(h->start_interval_ms));
     json_object_set_new(o, "health", health);
 
     const struct spec_update *u = &svc->update;
@@ -382,11 +387,15 @@ static int read_template(json_t *root, struct spec_service *svc, struct orch_err
     struct spec_health *h = &svc->health;
     const char *kind;
     json_t *http, *exec, *port;
-    json_int_t interval, timeout, retries, start;
-    if (json_unpack_ex(health, &je, JSON_STRICT, "{s:s, s:o, s:o, s:o, s:I, s:I, s:I, s:I}", "kind",
-                       &kind, "http", &http, "exec", &exec, "port", &port, "interval_ms", &interval,
-                       "timeout_ms", &timeout, "retries", &retries, "start_period_ms", &start) < 0)
+    json_int_t interval, timeout, retries, start, start_interval = SPEC_START_INTERVAL_MS;
+    if (json_unpack_ex(health, &je, JSON_STRICT, "{s:s, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s?I}",
+                       "kind", &kind, "http", &http, "exec", &exec, "port", &port, "interval_ms",
+                       &interval, "timeout_ms", &timeout, "retries", &retries, "start_period_ms",
+                       &start, "start_interval_ms", &start_interval) < 0)
         return bad(err, "health", &je);
+    if (start_interval < 1)
+        return bad(err, "health.start_interval_ms out of range", NULL);
+    h->start_interval_ms = start_interval;
     h->interval_ms = interval;
     h->timeout_ms = timeout;
     h->retries = retries < 1 || retries > 100 ? -1 : (int)retries;

@@ -107,6 +107,7 @@ static void test_defaults(void **state)
     assert_int_equal(s->health.timeout_ms, 1000);
     assert_int_equal(s->health.retries, 3);
     assert_int_equal(s->health.start_period_ms, 0);
+    assert_int_equal(s->health.start_interval_ms, 250);
     assert_int_equal(s->update.strategy, SPEC_STRATEGY_ROLLING);
     assert_int_equal(s->update.max_surge.value, 1);
     assert_false(s->update.max_surge.percent);
@@ -148,6 +149,7 @@ static const char every_key[] =
     "      timeout: 500ms\n"
     "      retries: 100\n"
     "      start_period: 0\n"
+    "      start_interval: 100ms\n"
     "    update:\n"
     "      strategy: recreate\n"
     "      max_surge: 25%\n"
@@ -210,6 +212,7 @@ static void test_every_key(void **state)
     assert_int_equal(s->health.timeout_ms, 500);
     assert_int_equal(s->health.retries, 100);
     assert_int_equal(s->health.start_period_ms, 0);
+    assert_int_equal(s->health.start_interval_ms, 100);
     assert_int_equal(s->update.strategy, SPEC_STRATEGY_RECREATE);
     assert_true(s->update.max_surge.percent);
     assert_int_equal(s->update.max_surge.value, 25);

@@ -78,7 +78,7 @@ static void test_same_hash(void **state)
         "    command: [serve, --x]\n    env: {A: \"1\", B: \"2\"}\n    labels: {team: web}\n"
         "    ports: [{name: http, container: 80, protocol: tcp}]\n"
         "    health: {http: /h, port: http, interval: 2s, timeout: 1000ms, retries: 3, "
-        "start_period: 0}\n"
+        "start_period: 0, start_interval: 250ms}\n"
         "    update: {strategy: rolling, max_surge: 1, max_unavailable: 0, min_ready: 0s, "
         "deadline: 2m, auto_rollback: true, stop_grace: 10s}\n"
         "    resources: {}\n    volumes: []\n"
@@ -154,6 +154,7 @@ static void test_hash_changes(void **state)
         {"{http: /h}", "{http: /h, timeout: 2s}"},
         {"{http: /h}", "{http: /h, retries: 4}"},
         {"{http: /h}", "{http: /h, start_period: 1ms}"},
+        {"{http: /h}", "{http: /h, start_interval: 1s}"},
         {"    health: {http: /h}\n", ""},
         {"    replicas: 2\n", "    update: {max_surge: 2}\n"},
         {"    replicas: 2\n", "    update: {max_surge: \"1%\"}\n"},
@@ -204,6 +205,9 @@ static void test_canonical_form(void **state)
     assert_null(json_object_get(j, "autoscale"));
     json_t *u = json_object_get(j, "update");
     assert_int_equal(json_integer_value(json_object_get(u, "deadline_ms")), 120000);
+    /* except start_interval, written only when not the default: templates stored before the
+     * key existed keep their hash */
+    assert_null(json_object_get(json_object_get(j, "health"), "start_interval_ms"));
     assert_int_equal(json_integer_value(json_object_get(u, "max_surge")), 1);
     assert_true(json_is_true(json_object_get(u, "auto_rollback")));
     assert_string_equal(json_string_value(json_object_get(json_object_get(j, "health"), "port")),
@@ -256,7 +260,7 @@ static const char rich[] =
     "  cache:\n"
     "    image: redis\n"
     "    ports: [{name: redis, container: 6379}]\n"
-    "    health: {tcp: redis, start_period: 10s}\n"
+    "    health: {tcp: redis, start_period: 10s, start_interval: 100ms}\n"
     "    resources: {cpus: 0.001}\n"
     "    autoscale: {min: 1, max: 1, cpu: 1, requests: 50, scale_down_delay: 1m30s}\n";
 
@@ -317,6 +321,27 @@ static void test_round_trip(void **state)
         }
         spec_app_free(&app);
     }
+}
+
+/* A template stored before health.start_interval existed reads back with its default, and
+ * canonicalises to the same text (so the same hash). */
+static void test_template_without_start_interval(void **state)
+{
+    (void)state;
+    struct spec_app app = parse_ok(base);
+    char *c1 = spec_template_canonical(&app.services[0]);
+    assert_null(strstr(c1, "start_interval"));
+    struct spec_service tmpl;
+    struct orch_error err = {0};
+    if (spec_template_from_json(c1, &tmpl, &err) != 0)
+        fail_msg("template_from_json(%s): %s", c1, err.msg);
+    assert_int_equal(tmpl.health.start_interval_ms, SPEC_START_INTERVAL_MS);
+    char *c2 = spec_template_canonical(&tmpl);
+    assert_string_equal(c2, c1);
+    free(c2);
+    free(c1);
+    spec_service_free(&tmpl);
+    spec_app_free(&app);
 }
 
 static void test_from_json_errors(void **state)
@@ -453,9 +478,13 @@ static void test_published(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rebase),           cmocka_unit_test(test_published),
-        cmocka_unit_test(test_same_hash),        cmocka_unit_test(test_hash_changes),
-        cmocka_unit_test(test_canonical_form),   cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_rebase),
+        cmocka_unit_test(test_published),
+        cmocka_unit_test(test_same_hash),
+        cmocka_unit_test(test_hash_changes),
+        cmocka_unit_test(test_canonical_form),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_template_without_start_interval),
         cmocka_unit_test(test_from_json_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -98,6 +98,7 @@ static void service_defaults(struct spec_service *svc)
     svc->health.timeout_ms = 1000;
     svc->health.retries = 3;
     svc->health.start_period_ms = 0;
+    svc->health.start_interval_ms = SPEC_START_INTERVAL_MS;
     svc->update.strategy = SPEC_STRATEGY_ROLLING;
     svc->update.max_surge = (struct spec_scalar_or_pct){1, false};
     svc->update.max_unavailable = (struct spec_scalar_or_pct){0, false};

@@ -16,9 +16,21 @@ static int port_find(const struct spec_service *svc, const char *name)
     return -1;
 }
 
-enum { F_HTTP, F_TCP, F_EXEC, F_PORT, F_INTERVAL, F_TIMEOUT, F_RETRIES, F_START, F_N };
-static const char *const names[] = {"http",     "tcp",     "exec",    "port",
-                                    "interval", "timeout", "retries", "start_period"};
+enum {
+    F_HTTP,
+    F_TCP,
+    F_EXEC,
+    F_PORT,
+    F_INTERVAL,
+    F_TIMEOUT,
+    F_RETRIES,
+    F_START,
+    F_START_INTERVAL,
+    F_N
+};
+static const char *const names[] = {"http",    "tcp",          "exec",
+                                    "port",    "interval",     "timeout",
+                                    "retries", "start_period", "start_interval"};
 
 /* The probe kind's field (F_HTTP, F_TCP or F_EXEC), or -1 when none is given. */
 static int probe_kind_field(struct vctx *v, const struct ynode *n, const char *path,
@@ -144,6 +156,10 @@ static void probe_timings(struct vctx *v, const char *path, const struct ynode *
     if (vals[F_START] != NULL) {
         struct vpath p = v_path_key(path, "start_period", 12);
         v_get_duration(v, vals[F_START], p.s, 0, INT64_MAX, &h->start_period_ms);
+    }
+    if (vals[F_START_INTERVAL] != NULL) {
+        struct vpath p = v_path_key(path, "start_interval", 14);
+        v_get_duration(v, vals[F_START_INTERVAL], p.s, 1, INT64_MAX, &h->start_interval_ms);
     }
 }
 
