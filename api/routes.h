@@ -1,5 +1,5 @@
-/* The API's route table (CONTRACT section 6) and the pure pieces of request handling: matching
- * a method and path to a route, query parameters, If-Match against an ETag, and RFC 9457
+/* The API's route table (docs/contract.md section 6) and the pure pieces of request handling:
+ * matching a method and path to a route, query parameters, If-Match against an ETag, and RFC 9457
  * problem+json bodies. No I/O, no HTTP library type: api/server.c owns the wire, api/handlers.c
  * the calls into ops. */
 #ifndef ORCH_API_ROUTES_H

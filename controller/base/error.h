@@ -1,6 +1,6 @@
 /* Error reporting shared by every module: a caller-owned struct orch_error that a fallible
  * function fills with a code and a message, and the mapping from codes to the CLI's exit codes
- * (CONTRACT section 2). */
+ * (docs/contract.md section 2). */
 #ifndef ORCH_BASE_ERROR_H
 #define ORCH_BASE_ERROR_H
 
@@ -24,7 +24,7 @@ enum orch_errc {
     ORCH_E_INTERNAL,   /* a bug: exit 5 */
 };
 
-/* The CLI's exit codes (CONTRACT section 2). */
+/* The CLI's exit codes (docs/contract.md section 2). */
 enum orch_exit {
     ORCH_EXIT_OK = 0,
     ORCH_EXIT_ROLLED_BACK = 1,

@@ -1,5 +1,5 @@
-/* The daemon's published ports (CONTRACT sections 1 and 3): one balancer (controller/lb) on the
- * daemon's loop, its listeners following the `published` ports of the store's services, its
+/* The daemon's published ports (docs/contract.md sections 1 and 3): one balancer (controller/lb) on
+ * the daemon's loop, its listeners following the `published` ports of the store's services, its
  * backends following the registry's instances, its figures written for `status` (lb_report.h).
  * The daemon calls these from the top of its loop only, never from a libuv callback, except
  * daemon_lb_on_stop (the reconciler's stop hook, also on the loop thread). */

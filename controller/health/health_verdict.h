@@ -1,6 +1,7 @@
-/* Health verdicts: how a run of probe results becomes an instance's health status (CONTRACT
- * section 1, `health:`), following Docker's HEALTHCHECK rules. Pure: no I/O, no clock, no
- * globals; every time is an argument, in whatever clock the caller uses for started_ms. */
+/* Health verdicts: how a run of probe results becomes an instance's health status
+ * (docs/contract.md section 1, `health:`), following Docker's HEALTHCHECK rules. Pure: no I/O, no
+ * clock, no globals; every time is an argument, in whatever clock the caller uses for started_ms.
+ */
 #ifndef ORCH_HEALTH_VERDICT_H
 #define ORCH_HEALTH_VERDICT_H
 
@@ -66,7 +67,7 @@ int64_t health_period_ms(const struct spec_health *cfg, const struct health_stat
  * three digits (100..599) followed by a space or the line end are accepted. */
 int health_http_parse_status(const char *buf, size_t len, int *status);
 
-/* 2xx and 3xx are healthy (CONTRACT section 1). */
+/* 2xx and 3xx are healthy (docs/contract.md section 1). */
 bool health_http_status_healthy(int status);
 
 #endif

@@ -1,4 +1,4 @@
-/* The published-port balancer (CONTRACT sections 1 and 3): an L4 TCP proxy on the caller's
+/* The published-port balancer (docs/contract.md sections 1 and 3): an L4 TCP proxy on the caller's
  * libuv loop. Each service key (e.g. "shop/web/http") listens on one address and spreads new
  * connections over its backend set with lb_pick() (round robin or least connections).
  *

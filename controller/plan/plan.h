@@ -141,7 +141,8 @@ int plan_resolve_surge(int value, bool percent, int replicas);
 int plan_resolve_unavailable(int value, bool percent, int replicas);
 
 /* Names for logs and JSON: "create" | "start" | "remove"; Docker's state names ("created",
- * "running", ...); health "none" | "starting" | "healthy" | "unhealthy" (CONTRACT section 2). */
+ * "running", ...); health "none" | "starting" | "healthy" | "unhealthy" (docs/contract.md section
+ * 2). */
 const char *plan_action_kind_name(enum plan_action_kind k);
 const char *plan_inst_state_name(enum plan_inst_state s);
 const char *plan_health_name(enum plan_health h);

@@ -1,5 +1,5 @@
-/* The DNS server of `orch daemon` (CONTRACT section 4): UDP and TCP on one address, answering
- * from the current struct registry with registry_answer().
+/* The DNS server of `orch daemon` (docs/contract.md section 4): UDP and TCP on one address,
+ * answering from the current struct registry with registry_answer().
  *
  * Threading: everything runs on the caller's loop thread. Call every function here from that
  * thread (from another thread, hand the registry over with a uv_async_t).

@@ -1,5 +1,5 @@
-/* The DNS registry (CONTRACT section 4): an immutable index of the healthy instances of every
- * service, and the pure function that turns a DNS query into its answer.
+/* The DNS registry (docs/contract.md section 4): an immutable index of the healthy instances of
+ * every service, and the pure function that turns a DNS query into its answer.
  *
  * Names served, under the zone (default "orch."):
  *   SERVICE.APP.ZONE               A    the healthy instances' addresses, deduplicated
@@ -69,7 +69,7 @@ struct registry_options {
     const char *zone; /* NULL: REGISTRY_DEFAULT_ZONE; a trailing dot is optional */
     uint32_t ttl;     /* seconds, for every record and the SOA minimum; 0: REGISTRY_DEFAULT_TTL */
     uint32_t serial;  /* SOA serial; the caller bumps it per build if it wants (0 is fine) */
-    /* The services that exist (CONTRACT section 4: "a service that exists with no healthy
+    /* The services that exist (docs/contract.md section 4: "a service that exists with no healthy
      * instance" is NODATA): APP.ZONE, SERVICE.APP.ZONE, _PROTO.SERVICE.APP.ZONE and each port's
      * SRV name are known names even when no instance backs them. */
     const struct registry_service *services;

@@ -553,7 +553,7 @@ static void test_mutations(void **state)
     registry_free(reg);
 }
 
-/* ---- services with no instance (CONTRACT section 4: NODATA, never NXDOMAIN) ---- */
+/* ---- services with no instance (docs/contract.md section 4: NODATA, never NXDOMAIN) ---- */
 
 static const struct registry_port cart_ports[] = {{"http", REGISTRY_TCP, 0},
                                                   {"events", REGISTRY_UDP, 0}};

@@ -1,5 +1,5 @@
-/* The state store (CONTRACT section 5): desired state, immutable revisions, rollout records and
- * an event log in SQLite (WAL) inside the state dir. Every function runs on the caller's thread
+/* The state store (docs/contract.md section 5): desired state, immutable revisions, rollout records
+ * and an event log in SQLite (WAL) inside the state dir. Every function runs on the caller's thread
  * and does blocking I/O on the database file only; callers group the writes of one command in
  * one transaction with store_begin/store_commit so a SIGKILL at any moment leaves either all of
  * them or none. Strings in out-structs are new unless stated; free them with the matching

@@ -1,4 +1,4 @@
-"""The HTTP API (CONTRACT section 6) against orch-api-testd, the API server on its own loop over a
+"""The HTTP API (docs/contract.md section 6) against orch-api-testd, the API server on its own loop over a
 private state dir, changes recorded only (ORCH_NO_CONVERGE=1), orch tokens read from a file
 (the store keeps no tokens yet; `orch daemon --api` is not wired yet). Needs no Docker engine:
 reads show the desired state and counts of 0.

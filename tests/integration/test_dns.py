@@ -119,7 +119,7 @@ class DnsTest(OrchTestCase):
         self.assertIn("\tSOA\t", out.split("AUTHORITY SECTION:")[1], f"{name} {qtype}:\n{out}")
 
     def test_nodata_without_healthy_instances(self):
-        """A service that exists with no healthy instance answers NODATA with the SOA (CONTRACT
+        """A service that exists with no healthy instance answers NODATA with the SOA (docs/contract.md
         section 4), also once it is scaled to 0 and its containers are gone, and when every
         instance is unhealthy; the same for its SRV names and the names between them."""
         path = self.write("two.yaml", f"""\

@@ -1,4 +1,4 @@
-"""Published ports (CONTRACT sections 1 and 3), tested with real traffic on loopback: `orch daemon`
+"""Published ports (docs/contract.md sections 1 and 3), tested with real traffic on loopback: `orch daemon`
 serves a service's `published` port through its balancer while a bounded load (a thread pool
 making about RATE requests per second, a new connection per request) runs through it:
 
