@@ -113,9 +113,11 @@ int ops_supersede_exit(struct store *s, const struct ops_target *t, size_t n, co
                        int code, char **why_out)
 {
     *why_out = NULL;
-    /* an environment failure or an interruption says more than what changed meanwhile */
+    /* an environment failure or an interruption says more than what changed meanwhile; a
+     * rollback (or a failure) is this change's own outcome, and the rollback itself moved the
+     * service back to its last good revision */
     if (n == 0 || code == ORCH_EXIT_ENV || code == ORCH_EXIT_INVALID ||
-        code >= ORCH_EXIT_INTERRUPTED)
+        code == ORCH_EXIT_ROLLED_BACK || code == ORCH_EXIT_FAILED || code >= ORCH_EXIT_INTERRUPTED)
         return code;
     return ops_superseded(s, t, n, app, why_out) > 0 ? ORCH_EXIT_SUPERSEDED : code;
 }
