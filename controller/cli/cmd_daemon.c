@@ -70,7 +70,25 @@ static int cli_daemon_load_tokens(const char *path, struct auth_token_memstore *
     return rc;
 }
 
-int cli_cmd_daemon(struct cli_ctx *ctx, int argc, char **argv)
+/* A --domain value: a domain name like orch. or svc.example. */
+static bool domain_ok(const char *name)
+{
+    size_t len = strlen(name);
+    bool ok = len > 0 && len < 200;
+    for (size_t i = 0; ok && i < len; i++) {
+        char ch = name[i];
+        ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+             (ch == '.' && i > 0 && name[i - 1] != '.');
+    }
+    return ok;
+}
+
+/* Parses the daemon's options into opts, api, *auth_file and *token_file. Returns 0,
+ * CLI_HELP_SHOWN after printing the help, or the exit code of a usage error (already
+ * reported). */
+static int daemon_parse(int argc, char **argv, struct daemon_options *opts,
+                        struct api_server_config *api, const char **auth_file,
+                        const char **token_file)
 {
     static const struct option long_opts[] = {
         {"resync", required_argument, NULL, 'r'},
@@ -88,16 +106,13 @@ int cli_cmd_daemon(struct cli_ctx *ctx, int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct daemon_options opts = {.resync_ms = 10000, .dns_ttl_ms = 5000};
-    struct api_server_config api = {.listen = API_DEFAULT_LISTEN};
-    const char *auth_file = NULL, *token_file = NULL;
     optind = 0;
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":h", long_opts, NULL)) != -1) {
         switch (c) {
         case 'r':
-            if (spec_parse_duration(optarg, &opts.resync_ms) < 0 || opts.resync_ms < 100)
+            if (spec_parse_duration(optarg, &opts->resync_ms) < 0 || opts->resync_ms < 100)
                 return cli_usage_error("daemon",
                                        "--resync: '%s' is not a duration of at least "
                                        "100ms",
@@ -105,64 +120,57 @@ int cli_cmd_daemon(struct cli_ctx *ctx, int argc, char **argv)
             break;
         case 'a':
             if (strcmp(optarg, "off") == 0)
-                opts.autoscale_sync_ms = -1;
-            else if (spec_parse_duration(optarg, &opts.autoscale_sync_ms) < 0 ||
-                     (opts.autoscale_sync_ms != 0 && opts.autoscale_sync_ms < 100) ||
-                     opts.autoscale_sync_ms > 3600000)
+                opts->autoscale_sync_ms = -1;
+            else if (spec_parse_duration(optarg, &opts->autoscale_sync_ms) < 0 ||
+                     (opts->autoscale_sync_ms != 0 && opts->autoscale_sync_ms < 100) ||
+                     opts->autoscale_sync_ms > 3600000)
                 return cli_usage_error("daemon",
                                        "--autoscale-sync: '%s' is not off or a duration from "
                                        "100ms to 1h",
                                        optarg);
-            else if (opts.autoscale_sync_ms == 0)
-                opts.autoscale_sync_ms = -1;
+            else if (opts->autoscale_sync_ms == 0)
+                opts->autoscale_sync_ms = -1;
             break;
         case 'd':
-            opts.dns_listen = optarg;
+            opts->dns_listen = optarg;
             break;
         case 't':
-            if (spec_parse_duration(optarg, &opts.dns_ttl_ms) < 0 || opts.dns_ttl_ms < 1000 ||
-                opts.dns_ttl_ms > 3600000)
+            if (spec_parse_duration(optarg, &opts->dns_ttl_ms) < 0 || opts->dns_ttl_ms < 1000 ||
+                opts->dns_ttl_ms > 3600000)
                 return cli_usage_error("daemon",
                                        "--dns-ttl: '%s' is not a duration from 1s to "
                                        "1h",
                                        optarg);
             break;
-        case 'z': {
-            size_t len = strlen(optarg);
-            bool ok = len > 0 && len < 200;
-            for (size_t i = 0; ok && i < len; i++) {
-                char ch = optarg[i];
-                ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
-                     (ch == '.' && i > 0 && optarg[i - 1] != '.');
-            }
-            if (!ok)
+        case 'z':
+            if (!domain_ok(optarg))
                 return cli_usage_error("daemon",
                                        "--domain: '%s' is not a domain name like "
                                        "orch. or svc.example.",
                                        optarg);
-            opts.domain = optarg;
+            opts->domain = optarg;
             break;
-        }
         case 'A':
-            api.listen = optarg;
+            api->listen = optarg;
             break;
         case 'C':
-            api.tls_cert = optarg;
+            api->tls_cert = optarg;
             break;
         case 'K':
-            api.tls_key = optarg;
+            api->tls_key = optarg;
             break;
         case 'Q':
-            api.client_ca = optarg;
+            api->client_ca = optarg;
             break;
         case 'U':
-            auth_file = optarg;
+            *auth_file = optarg;
             break;
         case 'T':
-            token_file = optarg;
+            *token_file = optarg;
             break;
         case 'h':
-            return cli_print_help(cli_usage_daemon);
+            cli_print_help(cli_usage_daemon);
+            return CLI_HELP_SHOWN;
         case ':':
             return cli_usage_error("daemon", "option '%s' needs a value", argv[optind - 1]);
         default:
@@ -171,6 +179,19 @@ int cli_cmd_daemon(struct cli_ctx *ctx, int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage_error("daemon", "unexpected argument '%s'", argv[optind]);
+    return 0;
+}
+
+int cli_cmd_daemon(struct cli_ctx *ctx, int argc, char **argv)
+{
+    struct daemon_options opts = {.resync_ms = 10000, .dns_ttl_ms = 5000};
+    struct api_server_config api = {.listen = API_DEFAULT_LISTEN};
+    const char *auth_file = NULL, *token_file = NULL;
+    int prc = daemon_parse(argc, argv, &opts, &api, &auth_file, &token_file);
+    if (prc == CLI_HELP_SHOWN)
+        return ORCH_EXIT_OK;
+    if (prc != 0)
+        return prc;
 
     struct orch_error err = {0};
     char host[128];

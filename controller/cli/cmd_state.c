@@ -1,17 +1,11 @@
 /* `orch state backup|restore|init`: the operator's way back when a state dir's database is lost
- * or damaged. Parses arguments and prints; the store does the copying and the checks. `init
- * --id` also lists (never changes) the engine's containers of that id, so the adopted state's
- * revision numbers continue above theirs. */
+ * or damaged. Parses arguments, makes one ops_state call and prints what it tells; ops does the
+ * work (the store the copying and the checks, the engine's list for `init --id`). */
 #include <getopt.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <uv.h>
 
-#include "base/util.h"
 #include "cli.h"
-#include "docker/docker_client.h"
-#include "daemon/daemon.h"
 
 const char cli_usage_state[] =
     "Usage: orch state backup FILE\n"
@@ -28,139 +22,29 @@ const char cli_usage_state[] =
     "         new identity and leaves the old containers alone. Never replaces a usable "
     "database.\n";
 
-/* The engine's containers of state id `id` (listed, never changed). Exit 3 when the engine
- * does not answer: adopting blind could give a new revision the number of an old one that runs
- * another template. */
-static int list_engine(const char *id, struct docker_container_list *out, struct orch_error *err)
+/* ops_state tells only MESSAGE notes (its refusals). */
+static void state_note(void *arg, const struct ops_note *n)
 {
-    struct docker_endpoint ep = {0};
-    uv_loop_t loop;
-    struct docker_client *dc = NULL;
-    int rc = uv_loop_init(&loop);
-    if (rc < 0)
-        return orch_fail(err, ORCH_E_ENV, 0, "cannot create an event loop: %s", uv_strerror(rc));
-    rc = docker_endpoint_from_env(&ep, err);
-    if (rc == 0)
-        rc = docker_client_new(&loop, &ep, NULL, &dc, err);
-    _cleanup_free_ char *label = orch_xasprintf("orch.state=%s", id);
-    const char *labels[] = {"orch.app", label};
-    if (rc == 0) {
-        struct docker_sync sync = {0};
-        rc = docker_containers_list(dc, labels, 2, out, docker_sync_done, &sync, err);
-        if (rc == 0)
-            rc = docker_sync_wait(dc, &sync, 1, err);
-    }
-    if (dc != NULL)
-        docker_client_close(dc);
-    while (uv_run(&loop, UV_RUN_DEFAULT) != 0)
-        ;
-    uv_loop_close(&loop);
-    docker_endpoint_free(&ep);
+    (void)arg;
+    if (n->kind == OPS_NOTE_MESSAGE)
+        fprintf(stderr, "orch: %s\n", n->text);
+}
+
+/* One ops_state call: the lines it made on stdout, a usage error or a failure on stderr. No
+ * signal handler (cli_ops_ctx would install one): a signal ends the command at once, as ever. */
+static int state_run(struct cli_ctx *ctx, const struct ops_state_req *req)
+{
+    struct ops_ctx octx = {.state_dir = ctx->state_dir, .actor = ctx->cmdline, .note = state_note};
+    struct ops_state_result res;
+    int rc = ops_state(&octx, req, &res);
+    for (size_t i = 0; i < res.lines.n; i++)
+        printf("%s\n", res.lines.v[i]);
+    if (res.usage != NULL)
+        rc = cli_usage_error("state", "%s", res.usage);
+    else if (rc != ORCH_EXIT_OK && res.err.code != ORCH_E_OK)
+        rc = cli_report(&res.err);
+    ops_state_result_free(&res);
     return rc;
-}
-
-/* Raises each app/service's revision counter to the highest orch.revision of its containers,
- * so the next apply makes a revision above theirs (a rolling update onto it), and names the
- * apps found. */
-static int seed_revisions(struct store *s, const char *id, const struct docker_container_list *l,
-                          struct orch_error *err)
-{
-    struct orch_strv apps = {0};
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < l->n; i++) {
-        const struct docker_kvs *kv = &l->v[i].labels;
-        const char *app = docker_kvs_get(kv, "orch.app");
-        const char *svc = docker_kvs_get(kv, "orch.service");
-        const char *rev = docker_kvs_get(kv, "orch.revision");
-        if (app == NULL || svc == NULL || rev == NULL)
-            continue;
-        char *end = NULL;
-        long long n = strtoll(rev, &end, 10);
-        if (end == rev || *end != '\0' || n <= 0)
-            continue;
-        rc = store_revision_seq_raise(s, app, svc, n, err);
-        if (!orch_strv_contains(&apps, app))
-            orch_strv_push(&apps, app);
-    }
-    if (rc == 0 && apps.n == 0)
-        printf("no container of state id %s on the engine\n", id);
-    for (size_t j = 0; rc == 0 && j < apps.n; j++)
-        printf("app %s: its containers are managed again once you apply its spec\n", apps.v[j]);
-    orch_strv_free(&apps);
-    return rc;
-}
-
-static int refuse_while_daemon(struct cli_ctx *ctx, const char *what)
-{
-    pid_t pid = 0;
-    if (!daemon_is_running(ctx->state_dir, &pid))
-        return 0;
-    fprintf(stderr,
-            "orch: orch daemon (pid %ld) runs on %s: stop it before %s (it would go on with the "
-            "database it has open)\n",
-            (long)pid, ctx->state_dir, what);
-    return ORCH_EXIT_ENV;
-}
-
-static int state_init(struct cli_ctx *ctx, const char *id, bool new_id)
-{
-    struct orch_error err = {0};
-    _cleanup_free_ char *old = NULL;
-    if (store_dir_state_id(ctx->state_dir, &old, &err) < 0)
-        return cli_report(&err);
-    struct store *usable = NULL;
-    if (id == NULL && !new_id && old != NULL &&
-        store_open_readonly(ctx->state_dir, &usable, &err) == 0) {
-        store_close(usable);
-        fprintf(stderr,
-                "orch: state dir %s has a usable database (state id %s): orch state init "
-                "never replaces one\n",
-                ctx->state_dir, old);
-        return ORCH_EXIT_ENV;
-    }
-    orch_error_clear(&err);
-    if (id == NULL && !new_id && old != NULL)
-        return cli_usage_error("state",
-                               "this state dir was used by state id %s: choose `--id %s` to "
-                               "manage its containers again, or `--new` to start over",
-                               old, old);
-    int rc = refuse_while_daemon(ctx, "making a new database");
-    if (rc != 0)
-        return rc;
-    /* Ask the engine first: when it does not answer, nothing is made. */
-    struct docker_container_list list = {0};
-    if (id != NULL && list_engine(id, &list, &err) < 0) {
-        orch_wrap(&err, "adopting state id %s needs the engine's list of its containers", id);
-        return cli_report(&err);
-    }
-    _cleanup_free_ char *made = NULL;
-    if (store_init(ctx->state_dir, id, &made, &err) < 0) {
-        docker_container_list_free(&list);
-        return cli_report(&err);
-    }
-    if (id == NULL) {
-        printf("state dir %s: new empty state, id %s\n", ctx->state_dir, made);
-        if (old != NULL)
-            printf("the containers labelled orch.state=%s are left alone; remove them with "
-                   "docker when they are not needed\n",
-                   old);
-        return ORCH_EXIT_OK;
-    }
-    struct store *s = NULL;
-    rc = store_open(ctx->state_dir, &s, &err);
-    if (rc == 0)
-        rc = seed_revisions(s, id, &list, &err);
-    store_close(s);
-    docker_container_list_free(&list);
-    if (rc < 0) {
-        orch_wrap(&err,
-                  "the state (id %s) is made, but its revision counters could not be set; move "
-                  "%s/%s away and run `orch state init --id %s` again",
-                  id, ctx->state_dir, STORE_DB_NAME, id);
-        return cli_report(&err);
-    }
-    printf("state dir %s: empty state with id %s\n", ctx->state_dir, id);
-    return ORCH_EXIT_OK;
 }
 
 int cli_cmd_state(struct cli_ctx *ctx, int argc, char **argv)
@@ -205,39 +89,21 @@ int cli_cmd_state(struct cli_ctx *ctx, int argc, char **argv)
             return cli_usage_error("state", "init takes no argument");
         if (id != NULL && new_id)
             return cli_usage_error("state", "--id and --new exclude each other");
-        if (id != NULL && !store_state_id_valid(id))
+        if (id != NULL && !ops_state_id_valid(id))
             return cli_usage_error("state",
                                    "'%s' is not a state id (16 lowercase hex digits, the "
                                    "orch.state label of the containers)",
                                    id);
-        return state_init(ctx, id, new_id);
+        return state_run(
+            ctx, &(struct ops_state_req){.action = OPS_STATE_INIT, .id = id, .new_id = new_id});
     }
     if (strcmp(sub, "backup") != 0 && strcmp(sub, "restore") != 0)
         return cli_usage_error("state", "unknown subcommand '%s'", sub);
     if (npos != 2)
         return cli_usage_error("state", "%s takes one FILE", sub);
 
-    struct orch_error err = {0};
-    if (strcmp(sub, "backup") == 0) {
-        struct store *s = NULL;
-        if (store_open_readonly(ctx->state_dir, &s, &err) < 0) {
-            if (err.code == ORCH_E_NOTFOUND)
-                err.code = ORCH_E_ENV;
-            return cli_report(&err);
-        }
-        int rc = store_backup(s, file, &err);
-        store_close(s);
-        if (rc < 0)
-            return cli_report(&err);
-        printf("backed up %s to %s\n", ctx->state_dir, file);
-        return ORCH_EXIT_OK;
-    }
-    int rc = refuse_while_daemon(ctx, "restoring");
-    if (rc != 0)
-        return rc;
-    _cleanup_free_ char *restored = NULL;
-    if (store_restore(ctx->state_dir, file, &restored, &err) < 0)
-        return cli_report(&err);
-    printf("restored %s from %s (state id %s)\n", ctx->state_dir, file, restored);
-    return ORCH_EXIT_OK;
+    return state_run(ctx, &(struct ops_state_req){.action = strcmp(sub, "backup") == 0
+                                                                ? OPS_STATE_BACKUP
+                                                                : OPS_STATE_RESTORE,
+                                                  .file = file});
 }

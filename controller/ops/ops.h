@@ -429,6 +429,37 @@ void ops_status_result_free(struct ops_status_result *r);
 /* One service: desired state, latest rollout, recent events and its instances on the engine. */
 int ops_status(const struct ops_ctx *ctx, const char *ref, struct ops_status_result *out);
 
+/* ---- the state database: backup, restore, init ---- */
+
+enum ops_state_action { OPS_STATE_BACKUP, OPS_STATE_RESTORE, OPS_STATE_INIT };
+
+struct ops_state_req {
+    enum ops_state_action action;
+    const char *file; /* backup, restore: the backup file */
+    const char *id;   /* init: the state id to adopt (--id), or NULL */
+    bool new_id;      /* init: start over with a new identity (--new) */
+};
+
+struct ops_state_result {
+    int exit_code;
+    struct orch_error err;
+    struct orch_strv lines; /* what was done, one line each, for stdout */
+    char *usage;            /* exit ORCH_EXIT_INVALID: the usage error to show, else NULL */
+};
+void ops_state_result_free(struct ops_state_result *r);
+
+/* True when id is a state id (16 lowercase hex digits, the orch.state label). */
+bool ops_state_id_valid(const char *id);
+
+/* backup: a consistent copy of the state database to a new file, also while a daemon writes.
+ * restore: replaces the database with the backup and takes on its state id; refused (a MESSAGE
+ * note, ORCH_EXIT_ENV) while a daemon runs. init: an empty database where none is usable, never
+ * replacing a usable one (MESSAGE note, ORCH_EXIT_ENV); with id, the engine's containers of that
+ * id are listed (never changed) first and the revision counters raised above theirs. Returns
+ * out->exit_code. */
+int ops_state(const struct ops_ctx *ctx, const struct ops_state_req *req,
+              struct ops_state_result *out);
+
 /* ---- the autoscaler's writes (the daemon, on its open store) ---- */
 
 #define OPS_AUTOSCALE_SCALED "autoscaled"   /* event kind: the autoscaler changed the count */

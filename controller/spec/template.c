@@ -337,34 +337,10 @@ static int read_pct(json_t *j, const char *what, struct spec_scalar_or_pct *out,
     return bad(err, what, NULL);
 }
 
-/* Reads a template object (exactly the keys template_json writes) into *svc. */
-static int read_template(json_t *root, struct spec_service *svc, struct orch_error *err)
+/* "ports": the service's ports, in order. */
+static int read_ports(json_t *ports, struct spec_service *svc, struct orch_error *err)
 {
     json_error_t je;
-    json_t *command, *entrypoint, *env, *labels, *ports, *health, *update, *resources, *volumes,
-        *depends_on;
-    const char *name, *image;
-    if (json_unpack_ex(
-            root, &je, JSON_STRICT, "{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
-            "name", &name, "image", &image, "command", &command, "entrypoint", &entrypoint, "env",
-            &env, "labels", &labels, "ports", &ports, "health", &health, "update", &update,
-            "resources", &resources, "volumes", &volumes, "depends_on", &depends_on) < 0)
-        return bad(err, "service", &je);
-    svc->name = orch_xstrdup(name);
-    svc->image = orch_xstrdup(image);
-    svc->health.port_index = -1;
-    int rc;
-    bool present;
-    if ((rc = read_argv(command, "command", true, &svc->command, &svc->command_len,
-                        &svc->has_command, err)) < 0 ||
-        (rc = read_argv(entrypoint, "entrypoint", true, &svc->entrypoint, &svc->entrypoint_len,
-                        &svc->has_entrypoint, err)) < 0 ||
-        (rc = read_argv(depends_on, "depends_on", false, &svc->depends_on, &svc->depends_on_len,
-                        &present, err)) < 0 ||
-        (rc = read_kv(env, "env", &svc->env, &svc->env_len, err)) < 0 ||
-        (rc = read_kv(labels, "labels", &svc->labels, &svc->labels_len, err)) < 0)
-        return rc;
-
     if (!json_is_array(ports))
         return bad(err, "ports", NULL);
     svc->ports = orch_xcalloc(json_array_size(ports) + 1, sizeof(*svc->ports));
@@ -383,7 +359,15 @@ static int read_template(json_t *root, struct spec_service *svc, struct orch_err
             .protocol = udp ? SPEC_PROTO_UDP : SPEC_PROTO_TCP,
         };
     }
+    return 0;
+}
 
+/* "health": the probe; its port must name one of svc's ports (read before). */
+static int read_health(json_t *health, struct spec_service *svc, struct orch_error *err)
+{
+    json_error_t je;
+    int rc;
+    bool present;
     struct spec_health *h = &svc->health;
     const char *kind;
     json_t *http, *exec, *port;
@@ -429,8 +413,14 @@ static int read_template(json_t *root, struct spec_service *svc, struct orch_err
         if (h->port_index < 0)
             return bad(err, "health.port names no port", NULL);
     }
+    return 0;
+}
 
-    struct spec_update *u = &svc->update;
+/* "update": the rollout strategy and its limits. */
+static int read_update(json_t *update, struct spec_update *u, struct orch_error *err)
+{
+    json_error_t je;
+    int rc;
     const char *strategy;
     json_t *surge, *unavail;
     json_int_t min_ready, deadline, grace;
@@ -453,14 +443,26 @@ static int read_template(json_t *root, struct spec_service *svc, struct orch_err
     u->deadline_ms = deadline;
     u->auto_rollback = rollback != 0;
     u->stop_grace_ms = grace;
+    return 0;
+}
 
+/* "resources": the CPU and memory limits. */
+static int read_resources(json_t *resources, struct spec_service *svc, struct orch_error *err)
+{
+    json_error_t je;
     json_int_t nano, mem;
     if (json_unpack_ex(resources, &je, JSON_STRICT, "{s:I, s:I}", "nano_cpus", &nano,
                        "memory_bytes", &mem) < 0)
         return bad(err, "resources", &je);
     svc->resources.nano_cpus = nano;
     svc->resources.memory_bytes = mem;
+    return 0;
+}
 
+/* "volumes": the mounts, in order. */
+static int read_volumes(json_t *volumes, struct spec_service *svc, struct orch_error *err)
+{
+    json_error_t je;
     if (!json_is_array(volumes))
         return bad(err, "volumes", NULL);
     svc->volumes = orch_xcalloc(json_array_size(volumes) + 1, sizeof(*svc->volumes));
@@ -482,6 +484,40 @@ static int read_template(json_t *root, struct spec_service *svc, struct orch_err
         };
     }
     return 0;
+}
+
+/* Reads a template object (exactly the keys template_json writes) into *svc. */
+static int read_template(json_t *root, struct spec_service *svc, struct orch_error *err)
+{
+    json_error_t je;
+    json_t *command, *entrypoint, *env, *labels, *ports, *health, *update, *resources, *volumes,
+        *depends_on;
+    const char *name, *image;
+    if (json_unpack_ex(
+            root, &je, JSON_STRICT, "{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+            "name", &name, "image", &image, "command", &command, "entrypoint", &entrypoint, "env",
+            &env, "labels", &labels, "ports", &ports, "health", &health, "update", &update,
+            "resources", &resources, "volumes", &volumes, "depends_on", &depends_on) < 0)
+        return bad(err, "service", &je);
+    svc->name = orch_xstrdup(name);
+    svc->image = orch_xstrdup(image);
+    svc->health.port_index = -1;
+    int rc;
+    bool present;
+    if ((rc = read_argv(command, "command", true, &svc->command, &svc->command_len,
+                        &svc->has_command, err)) < 0 ||
+        (rc = read_argv(entrypoint, "entrypoint", true, &svc->entrypoint, &svc->entrypoint_len,
+                        &svc->has_entrypoint, err)) < 0 ||
+        (rc = read_argv(depends_on, "depends_on", false, &svc->depends_on, &svc->depends_on_len,
+                        &present, err)) < 0 ||
+        (rc = read_kv(env, "env", &svc->env, &svc->env_len, err)) < 0 ||
+        (rc = read_kv(labels, "labels", &svc->labels, &svc->labels_len, err)) < 0)
+        return rc;
+    if ((rc = read_ports(ports, svc, err)) < 0 || (rc = read_health(health, svc, err)) < 0 ||
+        (rc = read_update(update, &svc->update, err)) < 0 ||
+        (rc = read_resources(resources, svc, err)) < 0)
+        return rc;
+    return read_volumes(volumes, svc, err);
 }
 
 /* The scale part of a full service: replicas and autoscale. */
