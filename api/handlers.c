@@ -88,14 +88,17 @@ static struct ops_ctx ctx_of(const struct api_call *c)
     return ctx;
 }
 
-/* The app's services as ops_get lists them (rows borrowed from all; *out new array). */
+/* The app's services as ops_get lists them (rows borrowed from all; *out new array). A service
+ * whose delete is still being carried out (rollout state "deleting") is gone for the API: an app
+ * left with only those answers 404, as right after its DELETE. */
 static size_t rows_of_app(const struct ops_get_result *all, const char *app,
                           struct ops_service_row **out)
 {
     *out = calloc(all->n ? all->n : 1, sizeof(**out));
     size_t n = 0;
     for (size_t i = 0; i < all->n; i++)
-        if (strcmp(all->v[i].app, app) == 0)
+        if (strcmp(all->v[i].app, app) == 0 &&
+            !(all->v[i].rollout_state && strcmp(all->v[i].rollout_state, "deleting") == 0))
             (*out)[n++] = all->v[i];
     return n;
 }
