@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -66,7 +67,11 @@ static int64_t parse_rfc3339_ns(const char *s)
     time_t t = timegm(&tm);
     if (t == (time_t)-1)
         return -1;
-    return ((int64_t)t - offset_s) * 1000000000 + frac;
+    /* nanoseconds in an int64_t end in 2262: a later (or negative) time is not a sample time */
+    int64_t secs = (int64_t)t - offset_s;
+    if (secs < 0 || secs > INT64_MAX / 1000000000 - 1)
+        return -1;
+    return secs * 1000000000 + frac;
 }
 
 int autoscale_stats_parse(const char *body, size_t len, struct autoscale_cpu_sample *out,

@@ -1,6 +1,6 @@
 /* libFuzzer target for the untrusted text the metrics parse: the first byte picks the parser
  * (the Engine's stats answer, a cgroup v2 cpu.stat, a v1 cpuacct.usage), the rest is the text.
- * Built with -DORCH_FUZZ=ON (clang); seeded with fuzz_seeds/. */
+ * Built with -DORCH_FUZZ=ON (clang); seeded with tests/fuzz/autoscale_metrics_seeds/. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>

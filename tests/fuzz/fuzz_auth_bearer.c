@@ -15,7 +15,7 @@
 #include "auth/jwt.h"
 #include "auth/token.h"
 #include "base/util.h"
-#include "test_auth_keys.h"
+#include "auth/test_auth_keys.h"
 
 #define NOW_S 1700000000LL
 #define GH "https://token.actions.githubusercontent.com"
