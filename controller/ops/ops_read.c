@@ -98,8 +98,8 @@ static void deleting_row_add(struct ops_get_result *out, const struct store_dele
             return; /* applied again meanwhile */
     bool left = !observed;
     for (size_t j = 0; j < nobs; j++)
-        left = left || (obs[j].deleting && obs[j].n_instances > 0 &&
-                        strcmp(obs[j].app, d->app) == 0 && strcmp(obs[j].service, d->service) == 0);
+        left = left || (obs[j].deleting && strcmp(obs[j].app, d->app) == 0 &&
+                        strcmp(obs[j].service, d->service) == 0);
     if (!left)
         return;
     struct ops_service_row *row = &out->v[out->n++];

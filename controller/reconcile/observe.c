@@ -246,6 +246,14 @@ int reconcile_observe(struct reconciler *r, const char *app, struct reconcile_se
         st->deleting = true;
         st->replaced = orch_xstrdup("");
         observe_service(st, NULL, &obs, shots, &nshots);
+        if (st->n_instances == 0) { /* its containers are gone: the delete is as good as done */
+            free(st->instances);
+            free(st->app);
+            free(st->service);
+            free(st->replaced);
+            memset(st, 0, sizeof(*st));
+            n_all--;
+        }
     }
     store_deletions_free(dels, n_dels);
     for (size_t i = 0; i < n; i++) {
