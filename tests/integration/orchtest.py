@@ -4,8 +4,10 @@ The binary comes from ORCH_BIN (set by ctest)."""
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
+import time
 import unittest
 import urllib.request
 
@@ -55,6 +57,29 @@ def containers(app, all_states=True):
     if not ids:
         return []
     return json.loads(docker("inspect", *ids))
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    """A loopback port nothing listens on now (TCP by default; socket.SOCK_DGRAM for UDP)."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def spawn_daemon(state, *args, log, env=None, wait_lock=True):
+    """`orch --state STATE daemon ARGS...` in the background, stderr to the open file log. With
+    wait_lock, returns once it holds the state dir's lock (or after 5 s) and a moment more."""
+    p = subprocess.Popen([ORCH, "--state", state, "daemon", *args], stdout=subprocess.DEVNULL,
+                         stderr=log, env=dict(os.environ, **(env or {})))
+    if wait_lock:
+        for _ in range(100):
+            if os.path.exists(os.path.join(state, "daemon.lock")):
+                break
+            time.sleep(0.05)
+        time.sleep(0.3)
+    else:
+        time.sleep(0.5)
+    return p
 
 
 def http_get(endpoint, path="/"):

@@ -17,17 +17,11 @@ import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from orchtest import (ORCH, ROOT, OrchTestCase, docker, http_get, service_yaml,  # noqa: E402
-                      spec_yaml)
+from orchtest import (ROOT, OrchTestCase, docker, free_port, http_get,
+                      service_yaml, spawn_daemon, spec_yaml)  # noqa: E402
 
 SYNC_S = 1.0
 DELAY_S = 10.0
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def burn_image():
@@ -79,14 +73,12 @@ class AutoscaleTest(OrchTestCase):
 
     def setUp(self):
         super().setUp()
-        self.port = free_port()
+        self.port = free_port(socket.SOCK_DGRAM)
         self.appname = self.app("web")
         self.log = open(os.path.join(self.tmp, "daemon.log"), "a")
-        self.daemon = subprocess.Popen(
-            [ORCH, "--state", self.state, "daemon", "--dns", f"127.0.0.1:{self.port}",
-             "--dns-ttl", "1s", "--resync", "2s", "--autoscale-sync", "1s"],
-            stdout=subprocess.DEVNULL, stderr=self.log)
-        time.sleep(0.5)
+        self.daemon = spawn_daemon(self.state, "--dns", f"127.0.0.1:{self.port}", "--dns-ttl", "1s",
+                                   "--resync", "2s", "--autoscale-sync", "1s", log=self.log,
+                                   wait_lock=False)
 
     def tearDown(self):
         self.daemon.send_signal(signal.SIGTERM)

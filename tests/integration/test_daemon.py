@@ -11,8 +11,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from orchtest import (HEALTHZ, ORCH, ROOT, OrchTestCase, containers, docker,  # noqa: E402
-                      http_get, service_yaml, spec_yaml)
+from orchtest import (HEALTHZ, ROOT, OrchTestCase, containers, docker,
+                      http_get, service_yaml, spawn_daemon, spec_yaml)  # noqa: E402
 
 
 def spec(app, replicas=3, extra="", image="orch-demo:1", deadline="20s"):
@@ -38,15 +38,7 @@ class DaemonTest(OrchTestCase):
     def start_daemon(self):
         if getattr(self, "logf", None) is None:
             self.logf = open(self.log, "a")
-        self.daemon = subprocess.Popen(
-            [ORCH, "--state", self.state, "daemon", "--resync", "2s"],
-            stdout=subprocess.DEVNULL, stderr=self.logf)
-        # it holds the lock once it runs
-        for _ in range(100):
-            if os.path.exists(os.path.join(self.state, "daemon.lock")):
-                break
-            time.sleep(0.05)
-        time.sleep(0.3)
+        self.daemon = spawn_daemon(self.state, "--resync", "2s", log=self.logf)
 
     def stop_daemon(self, sig=signal.SIGTERM):
         if self.daemon is None:

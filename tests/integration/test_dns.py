@@ -14,14 +14,8 @@ import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from orchtest import (ORCH, OrchTestCase, containers, docker, http_get, service_yaml,  # noqa: E402
-                      spec_yaml)
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from orchtest import (OrchTestCase, containers, docker, free_port, http_get,
+                      service_yaml, spawn_daemon, spec_yaml)  # noqa: E402
 
 
 class DnsTest(OrchTestCase):
@@ -29,13 +23,11 @@ class DnsTest(OrchTestCase):
 
     def setUp(self):
         super().setUp()
-        self.port = free_port()
+        self.port = free_port(socket.SOCK_DGRAM)
         self.appname = self.app("dns")
         self.log = open(os.path.join(self.tmp, "daemon.log"), "a")
-        self.daemon = subprocess.Popen(
-            [ORCH, "--state", self.state, "daemon", "--dns", f"127.0.0.1:{self.port}",
-             "--dns-ttl", "1s", "--resync", "2s"], stdout=subprocess.DEVNULL, stderr=self.log)
-        time.sleep(0.5)
+        self.daemon = spawn_daemon(self.state, "--dns", f"127.0.0.1:{self.port}", "--dns-ttl", "1s",
+                                   "--resync", "2s", log=self.log, wait_lock=False)
 
     def tearDown(self):
         self.daemon.send_signal(signal.SIGTERM)

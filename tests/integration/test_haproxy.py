@@ -15,15 +15,9 @@ import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from orchtest import ORCH, OrchTestCase, http_get  # noqa: E402
+from orchtest import (OrchTestCase, free_port, http_get, spawn_daemon)  # noqa: E402
 
 HAPROXY = shutil.which("haproxy")
-
-
-def free_port(kind=socket.SOCK_STREAM):
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def haproxy_config(dns_port, listen_port, srv_name, slots=10):
@@ -70,11 +64,9 @@ class HaproxyTest(OrchTestCase):
         self.dns_port = free_port(socket.SOCK_DGRAM)
         self.appname = self.app("hap")
         self.log = open(os.path.join(self.tmp, "daemon.log"), "a")
-        self.daemon = subprocess.Popen(
-            [ORCH, "--state", self.state, "daemon", "--dns", f"127.0.0.1:{self.dns_port}",
-             "--dns-ttl", "1s", "--resync", "2s"], stdout=subprocess.DEVNULL, stderr=self.log)
+        self.daemon = spawn_daemon(self.state, "--dns", f"127.0.0.1:{self.dns_port}", "--dns-ttl",
+                                   "1s", "--resync", "2s", log=self.log, wait_lock=False)
         self.haproxy = None
-        time.sleep(0.5)
 
     def tearDown(self):
         if self.haproxy is not None:

@@ -12,8 +12,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from orchtest import (HEALTHZ, ORCH, OrchTestCase, containers, docker,  # noqa: E402
-                      service_yaml, spec_yaml)
+from orchtest import (HEALTHZ, ORCH, OrchTestCase, containers, docker, service_yaml,
+                      spawn_daemon, spec_yaml)  # noqa: E402
 
 SLOW = "    env: {DEMO_HEALTHY_AFTER: '%s'}\n"
 
@@ -73,14 +73,7 @@ class OpsReliabilityTest(OrchTestCase):
 
     def start_daemon(self):
         self.logf = open(os.path.join(self.tmp, "daemon.log"), "a")
-        self.daemon = subprocess.Popen([ORCH, "--state", self.state, "daemon", "--dns", "off",
-                                        "--resync", "2s"],
-                                       stdout=subprocess.DEVNULL, stderr=self.logf)
-        for _ in range(100):
-            if os.path.exists(os.path.join(self.state, "daemon.lock")):
-                break
-            time.sleep(0.05)
-        time.sleep(0.3)
+        self.daemon = spawn_daemon(self.state, "--dns", "off", "--resync", "2s", log=self.logf)
 
     # ---- item 7: superseded ----
 

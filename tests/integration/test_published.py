@@ -26,17 +26,12 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from orchtest import ORCH, RUN_ID, OrchTestCase, docker, http_get  # noqa: E402
+from orchtest import (RUN_ID, OrchTestCase, docker, free_port, http_get,
+                      spawn_daemon)  # noqa: E402
 
 RATE = 40      # requests per second during the scenarios
 WORKERS = 8    # at most this many requests in flight
 HEALTH = "http: /healthz, interval: 300ms, timeout: 500ms, retries: 2"
-
-
-def free_port(kind=socket.SOCK_STREAM):
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def one_request(port, timeout=5.0):
@@ -142,10 +137,8 @@ class PublishedTest(OrchTestCase):
         super().tearDown()
 
     def start_daemon(self):
-        self.daemon = subprocess.Popen(
-            [ORCH, "--state", self.state, "daemon", "--dns", f"127.0.0.1:{self.dns_port}",
-             "--dns-ttl", "1s", "--resync", "2s"], stdout=subprocess.DEVNULL, stderr=self.log)
-        time.sleep(0.5)
+        self.daemon = spawn_daemon(self.state, "--dns", f"127.0.0.1:{self.dns_port}", "--dns-ttl",
+                                   "1s", "--resync", "2s", log=self.log, wait_lock=False)
         self.assertIsNone(self.daemon.poll(), self.daemon_log())
 
     def stop_daemon(self):

@@ -13,8 +13,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from orchtest import (HEALTHZ, ORCH, OrchTestCase, containers, docker,  # noqa: E402
-                      http_get, service_yaml, spec_yaml)
+from orchtest import (HEALTHZ, ORCH, OrchTestCase, containers, docker, http_get,
+                      service_yaml, spawn_daemon, spec_yaml)  # noqa: E402
 
 
 def spec(app, replicas=2, image="orch-demo:1"):
@@ -75,17 +75,9 @@ class ReliabilityTest(OrchTestCase):
         super().tearDown()
 
     def start_daemon(self, env=None):
-        e = dict(os.environ)
-        e.update(env or {})
         self.logf = open(self.log, "a")
-        self.daemon = subprocess.Popen([ORCH, "--state", self.state, "daemon", "--dns", "off",
-                                        "--resync", "2s"], stdout=subprocess.DEVNULL,
-                                       stderr=self.logf, env=e)
-        for _ in range(100):
-            if os.path.exists(os.path.join(self.state, "daemon.lock")):
-                break
-            time.sleep(0.05)
-        time.sleep(0.3)
+        self.daemon = spawn_daemon(self.state, "--dns", "off", "--resync", "2s", log=self.logf,
+                                   env=env)
 
     def stop_daemon(self):
         if self.daemon is None:
