@@ -18,55 +18,6 @@
 #include "store/store_internal.h"
 #include "test_store_util.h"
 
-struct fixture {
-    char *tmp; /* scratch folder, removed afterwards */
-    char *dir; /* tmp/state: the state dir, not created yet */
-    struct store *s;
-};
-
-static int setup(void **state)
-{
-    struct fixture *f = orch_xcalloc(1, sizeof(*f));
-    f->tmp = tst_mkdtemp();
-    f->dir = orch_xasprintf("%s/state", f->tmp);
-    *state = f;
-    return 0;
-}
-
-/* The fixture with the store already open. */
-static int setup_open(void **state)
-{
-    setup(state);
-    struct fixture *f = *state;
-    struct orch_error err = {0};
-    if (store_open(f->dir, &f->s, &err) < 0) {
-        fprintf(stderr, "store_open: %s\n", err.msg);
-        return -1;
-    }
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    store_close(f->s);
-    tst_rmrf(f->tmp);
-    free(f->dir);
-    free(f->tmp);
-    free(f);
-    return 0;
-}
-
-#define OK(call)                                                                                   \
-    do {                                                                                           \
-        struct orch_error e_ = {0};                                                                \
-        int rc_ = (call);                                                                          \
-        if (rc_ != 0)                                                                              \
-            fail_msg("%s: %d %s", #call, rc_, e_.msg);                                             \
-    } while (0)
-/* Most calls take &err as their last argument; OK() passes its own as `&e_`. */
-#define E (&e_)
-
 static void put_app(struct store *s, const char *app)
 {
     OK(store_app_put(s, app, "shop.yaml", 1000, E));
@@ -1181,31 +1132,33 @@ static void test_default_dir(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_open_creates_and_reopens, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_open_through_symlink, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_open_migrates_empty_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_migrates_v1_and_status, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_deletions, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_open_refuses_newer_schema, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_open_refuses_foreign_database, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_open_unusable_dir, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_open_readonly, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_apps_crud, setup_open, teardown),
-        cmocka_unit_test_setup_teardown(test_app_delete_cascades_but_keeps_events, setup_open,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_services_crud, setup_open, teardown),
-        cmocka_unit_test_setup_teardown(test_revisions_numbering_and_fields, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_open_creates_and_reopens, tst_setup, tst_teardown),
+        cmocka_unit_test_setup_teardown(test_open_through_symlink, tst_setup, tst_teardown),
+        cmocka_unit_test_setup_teardown(test_open_migrates_empty_file, tst_setup, tst_teardown),
+        cmocka_unit_test_setup_teardown(test_migrates_v1_and_status, tst_setup, tst_teardown),
+        cmocka_unit_test_setup_teardown(test_deletions, tst_setup, tst_teardown),
+        cmocka_unit_test_setup_teardown(test_open_refuses_newer_schema, tst_setup, tst_teardown),
+        cmocka_unit_test_setup_teardown(test_open_refuses_foreign_database, tst_setup,
+                                        tst_teardown),
+        cmocka_unit_test_setup_teardown(test_open_unusable_dir, tst_setup, tst_teardown),
+        cmocka_unit_test_setup_teardown(test_open_readonly, tst_setup, tst_teardown),
+        cmocka_unit_test_setup_teardown(test_apps_crud, tst_setup_open, tst_teardown),
+        cmocka_unit_test_setup_teardown(test_app_delete_cascades_but_keeps_events, tst_setup_open,
+                                        tst_teardown),
+        cmocka_unit_test_setup_teardown(test_services_crud, tst_setup_open, tst_teardown),
+        cmocka_unit_test_setup_teardown(test_revisions_numbering_and_fields, tst_setup_open,
+                                        tst_teardown),
         cmocka_unit_test(test_revision_state_names),
-        cmocka_unit_test_setup_teardown(test_revisions_trim, setup_open, teardown),
-        cmocka_unit_test_setup_teardown(test_revision_numbers_survive_trim_and_delete, setup_open,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_rollouts, setup_open, teardown),
-        cmocka_unit_test_setup_teardown(test_events, setup_open, teardown),
-        cmocka_unit_test_setup_teardown(test_rollback_leaves_nothing, setup_open, teardown),
-        cmocka_unit_test_setup_teardown(test_data_version, setup_open, teardown),
-        cmocka_unit_test_setup_teardown(test_instance_health, setup_open, teardown),
-        cmocka_unit_test_setup_teardown(test_migrates_v2, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_daemon_lock, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_revisions_trim, tst_setup_open, tst_teardown),
+        cmocka_unit_test_setup_teardown(test_revision_numbers_survive_trim_and_delete,
+                                        tst_setup_open, tst_teardown),
+        cmocka_unit_test_setup_teardown(test_rollouts, tst_setup_open, tst_teardown),
+        cmocka_unit_test_setup_teardown(test_events, tst_setup_open, tst_teardown),
+        cmocka_unit_test_setup_teardown(test_rollback_leaves_nothing, tst_setup_open, tst_teardown),
+        cmocka_unit_test_setup_teardown(test_data_version, tst_setup_open, tst_teardown),
+        cmocka_unit_test_setup_teardown(test_instance_health, tst_setup_open, tst_teardown),
+        cmocka_unit_test_setup_teardown(test_migrates_v2, tst_setup, tst_teardown),
+        cmocka_unit_test_setup_teardown(test_daemon_lock, tst_setup_open, tst_teardown),
         cmocka_unit_test(test_default_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,46 +21,6 @@
 #include "store/store.h"
 #include "test_store_util.h"
 
-struct fixture {
-    char *tmp; /* scratch folder, removed afterwards */
-    char *dir; /* tmp/state */
-    struct store *s;
-};
-
-static int setup(void **state)
-{
-    struct fixture *f = orch_xcalloc(1, sizeof(*f));
-    f->tmp = tst_mkdtemp();
-    f->dir = orch_xasprintf("%s/state", f->tmp);
-    struct orch_error err = {0};
-    if (store_open(f->dir, &f->s, &err) < 0) {
-        fprintf(stderr, "store_open: %s\n", err.msg);
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    store_close(f->s);
-    tst_rmrf(f->tmp);
-    free(f->dir);
-    free(f->tmp);
-    free(f);
-    return 0;
-}
-
-#define OK(call)                                                                                   \
-    do {                                                                                           \
-        struct orch_error e_ = {0};                                                                \
-        int rc_ = (call);                                                                          \
-        if (rc_ != 0)                                                                              \
-            fail_msg("%s: %d %s", #call, rc_, e_.msg);                                             \
-    } while (0)
-#define E (&e_)
-
 static char *path_in(const char *dir, const char *name)
 {
     return orch_xasprintf("%s/%s", dir, name);
@@ -416,14 +376,20 @@ static void test_tampered_rows_are_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_id_file_and_private_files, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lost_database_is_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_id_file_written_for_old_state_dir, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_regular_file_is_no_state_dir, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_backup_and_restore, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_backup_while_another_process_writes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_init_adopts_an_id, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tampered_rows_are_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_id_file_and_private_files, tst_setup_open,
+                                        tst_teardown),
+        cmocka_unit_test_setup_teardown(test_lost_database_is_refused, tst_setup_open,
+                                        tst_teardown),
+        cmocka_unit_test_setup_teardown(test_id_file_written_for_old_state_dir, tst_setup_open,
+                                        tst_teardown),
+        cmocka_unit_test_setup_teardown(test_regular_file_is_no_state_dir, tst_setup_open,
+                                        tst_teardown),
+        cmocka_unit_test_setup_teardown(test_backup_and_restore, tst_setup_open, tst_teardown),
+        cmocka_unit_test_setup_teardown(test_backup_while_another_process_writes, tst_setup_open,
+                                        tst_teardown),
+        cmocka_unit_test_setup_teardown(test_init_adopts_an_id, tst_setup_open, tst_teardown),
+        cmocka_unit_test_setup_teardown(test_tampered_rows_are_refused, tst_setup_open,
+                                        tst_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "base/util.h"
+#include "store/store.h"
 
 char *tst_mkdtemp(void)
 {
@@ -63,4 +64,36 @@ int64_t tst_raw_int(const char *dir, const char *sql)
     sqlite3_finalize(st);
     sqlite3_close(db);
     return v;
+}
+
+int tst_setup(void **state)
+{
+    struct fixture *f = orch_xcalloc(1, sizeof(*f));
+    f->tmp = tst_mkdtemp();
+    f->dir = orch_xasprintf("%s/state", f->tmp);
+    *state = f;
+    return 0;
+}
+
+int tst_setup_open(void **state)
+{
+    tst_setup(state);
+    struct fixture *f = *state;
+    struct orch_error err = {0};
+    if (store_open(f->dir, &f->s, &err) < 0) {
+        fprintf(stderr, "store_open: %s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+int tst_teardown(void **state)
+{
+    struct fixture *f = *state;
+    store_close(f->s);
+    tst_rmrf(f->tmp);
+    free(f->dir);
+    free(f->tmp);
+    free(f);
+    return 0;
 }
