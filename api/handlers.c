@@ -125,7 +125,8 @@ static int current_etag(struct api_call *c, char *etag, size_t len)
     struct ops_ctx ctx = ctx_of(c);
     struct ops_get_result all = {0};
     etag[0] = '\0';
-    if (ops_get(&ctx, &all) != 0) {
+    /* the ETag covers only what the store holds: the engine is not asked */
+    if (ops_get_app(&ctx, c->app, false, &all) != 0) {
         fail_ops(c, &all.err);
         ops_get_result_free(&all);
         return -1;
@@ -197,7 +198,7 @@ static void get_app(struct api_call *c)
 {
     struct ops_ctx ctx = ctx_of(c);
     struct ops_get_result all = {0};
-    if (ops_get(&ctx, &all) != 0) {
+    if (ops_get_app(&ctx, c->app, true, &all) != 0) {
         fail_ops(c, &all.err);
         ops_get_result_free(&all);
         return;

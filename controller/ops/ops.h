@@ -375,6 +375,10 @@ void ops_get_result_free(struct ops_get_result *r);
 /* Every service with its desired state, latest rollout and (unless ORCH_NO_CONVERGE=1) the counts
  * observed on the engine, which is asked only when there is a service. */
 int ops_get(const struct ops_ctx *ctx, struct ops_get_result *out);
+/* The same for one app (NULL: every app); without counts the engine is not asked (running,
+ * healthy and updated stay 0): what the store holds, e.g. for an ETag. */
+int ops_get_app(const struct ops_ctx *ctx, const char *app, bool counts,
+                struct ops_get_result *out);
 
 struct ops_instance {
     char *id;

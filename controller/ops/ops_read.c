@@ -117,6 +117,11 @@ static void deleting_row_add(struct ops_get_result *out, const struct store_dele
 
 int ops_get(const struct ops_ctx *ctx, struct ops_get_result *out)
 {
+    return ops_get_app(ctx, NULL, true, out);
+}
+
+int ops_get_app(const struct ops_ctx *ctx, const char *app, bool counts, struct ops_get_result *out)
+{
     memset(out, 0, sizeof(*out));
     struct store *s = NULL;
     struct store_service *v = NULL;
@@ -127,13 +132,13 @@ int ops_get(const struct ops_ctx *ctx, struct ops_get_result *out)
     size_t n_dels = 0;
     int rc = ops_store_open(ctx, false, &s, &out->err);
     if (rc == 0 && s != NULL)
-        rc = store_services_list(s, NULL, &v, &n, &out->err);
+        rc = store_services_list(s, app, &v, &n, &out->err);
     if (rc == 0 && s != NULL)
-        rc = store_deletions_list(s, NULL, &dels, &n_dels, &out->err);
+        rc = store_deletions_list(s, app, &dels, &n_dels, &out->err);
     /* Observed counts come from the engine; with nothing in the store it is not asked. */
     bool observed = false;
-    if (rc == 0 && n + n_dels > 0 && !ops_no_converge()) {
-        rc = observe(ctx, s, NULL, &obs, &nobs, &out->err);
+    if (rc == 0 && counts && n + n_dels > 0 && !ops_no_converge()) {
+        rc = observe(ctx, s, app, &obs, &nobs, &out->err);
         observed = rc == 0;
     }
     if (rc == 0) {
