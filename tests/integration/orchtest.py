@@ -4,6 +4,7 @@ The binary comes from ORCH_BIN (set by ctest)."""
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -80,6 +81,16 @@ def spawn_daemon(state, *args, log, env=None, wait_lock=True):
     else:
         time.sleep(0.5)
     return p
+
+
+def stop_process(p, sig=signal.SIGTERM, timeout=30):
+    """Sends sig to p and waits for it (SIGKILL after timeout seconds); its exit status."""
+    p.send_signal(sig)
+    try:
+        return p.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        return p.wait()
 
 
 def http_get(endpoint, path="/"):

@@ -12,7 +12,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from orchtest import (HEALTHZ, ROOT, OrchTestCase, containers, docker,
-                      http_get, service_yaml, spawn_daemon, spec_yaml)  # noqa: E402
+                      http_get, service_yaml, spawn_daemon, stop_process, spec_yaml)  # noqa: E402
 
 
 def spec(app, replicas=3, extra="", image="orch-demo:1", deadline="20s"):
@@ -43,12 +43,7 @@ class DaemonTest(OrchTestCase):
     def stop_daemon(self, sig=signal.SIGTERM):
         if self.daemon is None:
             return None
-        self.daemon.send_signal(sig)
-        try:
-            rc = self.daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.daemon.kill()
-            rc = self.daemon.wait()
+        rc = stop_process(self.daemon, sig)
         self.daemon = None
         return rc
 

@@ -27,7 +27,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from orchtest import (RUN_ID, OrchTestCase, docker, free_port, http_get,
-                      spawn_daemon)  # noqa: E402
+                      spawn_daemon, stop_process)  # noqa: E402
 
 RATE = 40      # requests per second during the scenarios
 WORKERS = 8    # at most this many requests in flight
@@ -144,12 +144,7 @@ class PublishedTest(OrchTestCase):
     def stop_daemon(self):
         if self.daemon is None:
             return
-        self.daemon.send_signal(signal.SIGTERM)
-        try:
-            self.daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.daemon.kill()
-            self.daemon.wait()
+        stop_process(self.daemon)
         self.daemon = None
 
     def daemon_log(self):

@@ -14,7 +14,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from orchtest import (HEALTHZ, ORCH, OrchTestCase, containers, docker, http_get,
-                      service_yaml, spawn_daemon, spec_yaml)  # noqa: E402
+                      service_yaml, spawn_daemon, stop_process, spec_yaml)  # noqa: E402
 
 
 def spec(app, replicas=2, image="orch-demo:1"):
@@ -82,12 +82,7 @@ class ReliabilityTest(OrchTestCase):
     def stop_daemon(self):
         if self.daemon is None:
             return
-        self.daemon.send_signal(signal.SIGTERM)
-        try:
-            self.daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.daemon.kill()
-            self.daemon.wait()
+        stop_process(self.daemon)
         self.daemon = None
         self.logf.close()
 
