@@ -69,7 +69,11 @@ def free_port(kind=socket.SOCK_STREAM):
 
 def spawn_daemon(state, *args, log, env=None, wait_lock=True):
     """`orch --state STATE daemon ARGS...` in the background, stderr to the open file log. With
-    wait_lock, returns once it holds the state dir's lock (or after 5 s) and a moment more."""
+    wait_lock, returns once it holds the state dir's lock (or after 5 s) and a moment more. The
+    HTTP API is off unless ARGS say --api: a test's daemon must not depend on port 8700 being
+    free (another daemon on the machine, or a test running beside it)."""
+    if "--api" not in args:
+        args = (*args, "--api", "off")
     p = subprocess.Popen([ORCH, "--state", state, "daemon", *args], stdout=subprocess.DEVNULL,
                          stderr=log, env=dict(os.environ, **(env or {})))
     if wait_lock:
